@@ -1,0 +1,1 @@
+//! The #[aim::action] attribute: guard a sync or async function with AIM action verification.

@@ -1,0 +1,1 @@
+//! Shamir key escrow and a dead-man switch for the memory vault.

@@ -1,0 +1,1 @@
+//! Encrypted, classified, tamper-evident memory vault for AI agents.

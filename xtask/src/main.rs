@@ -1,0 +1,89 @@
+//! Project chores, run as `cargo xtask <task>`.
+//!
+//! * `ci`      — everything CI checks, in order, failing fast: system packages, fmt, clippy,
+//!   tests (nextest when installed, plus doctests), docs, cargo-deny, the Python SDK interop test.
+//! * `bench`   — criterion benchmarks and load generators, printing medians and ratios.
+//! * `fuzz`    — every `cargo fuzz` target for a bounded time (needs the nightly toolchain).
+//! * `interop` — the official AIM Python SDK driven against our server.
+
+mod ci;
+mod cmd;
+mod deny;
+mod fuzz;
+mod system;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+cargo xtask <task> [options]
+
+Tasks:
+  ci [--advisory-db PATH] [--skip-interop]
+        fmt, clippy, tests, docs, cargo-deny and the SDK interop test, failing fast.
+        The RustSec database is taken from --advisory-db, else $AIM_ADVISORY_DB,
+        else ../shared/advisory-db when it exists (offline); otherwise it is fetched.
+  bench [FILTER]
+        criterion benchmarks and load generators; prints medians and ratios.
+  fuzz [--seconds N] [TARGET]
+        runs each fuzz target (or TARGET) for N seconds (default 30) with cargo +nightly fuzz.
+  interop
+        installs the pinned official aim-sdk from PyPI into a virtualenv and drives it
+        against our server on a loopback port.
+  system-deps
+        checks (and, as root on Debian, installs) the system packages the build needs.
+";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("\nxtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match task.as_deref() {
+        Some("ci") => ci::run(&root, &rest),
+        Some("bench") => bench(&rest),
+        Some("fuzz") => fuzz::run(&root, &rest),
+        Some("interop") => interop(&root),
+        Some("system-deps") => system::ensure_packages(),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+fn bench(rest: &[String]) -> Result<()> {
+    let mut args = vec!["bench", "--workspace", "--all-features"];
+    if let Some(filter) = rest.first() {
+        args.push("--");
+        args.push(filter);
+    }
+    cmd::cargo(&args)
+}
+
+fn interop(root: &std::path::Path) -> Result<()> {
+    let script = root.join("xtask/interop/run.sh");
+    if !script.exists() {
+        bail!("the interop test is not in this checkout yet ({})", script.display());
+    }
+    cmd::run("bash", &[script.to_string_lossy().as_ref()])
+}
+
+/// The directory holding the workspace `Cargo.toml` (the parent of `xtask/`).
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match manifest_dir.parent() {
+        Some(parent) => Ok(parent.to_path_buf()),
+        None => bail!("xtask is not inside a workspace"),
+    }
+}
