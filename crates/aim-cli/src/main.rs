@@ -1,13 +1,24 @@
 //! The `aim` command: identity server, agents, approvals, detection and the memory vault.
+//!
+//! Each top-level command lives in its own module with a clap `Args` type and a `run` function;
+//! this file only parses the command line and dispatches.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
-/// Agent identity and memory security.
+/// Agent identity and memory security: the AIM server and its administration, capability and
+/// MCP detection, and the encrypted memory vault.
 #[derive(Debug, Parser)]
-#[command(name = "aim", version, about, long_about = None)]
-struct Cli {}
+#[command(name = "aim", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Top-level commands (one module each).
+#[derive(Debug, Subcommand)]
+enum Command {}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {}
 }
