@@ -1,1 +1,53 @@
-//! All cryptography of the AIM toolkit: Ed25519 agent identities, AIM request signing, Python-compatible canonical JSON, AES-256-GCM, Argon2id and HKDF.
+//! All cryptography of the AIM toolkit, in one small crate that does no I/O and is not async.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`identity`] | Ed25519 agent key pairs, public keys and signatures in the AIM SDK's base64 encodings |
+//! | [`request`] | the AIM request-signing scheme (four `X-*` headers) and a freshness-checking verifier |
+//! | [`canonical`] | Python-compatible canonical JSON (`json.dumps(obj, sort_keys=True)`), parser keeping number lexemes |
+//! | [`action`] | the `verify_action` body signature over five canonical fields |
+//! | [`aead`] | AES-256-GCM seal/open with associated data in a versioned envelope |
+//! | [`kdf`] | Argon2id with named, stored parameter sets; HKDF-SHA256; constant-time comparison |
+//! | [`hash`] | SHA-256 and HMAC-SHA256 |
+//! | [`secret`] | zeroizing secret types whose `Debug` never shows their contents |
+//! | [`test_vectors`] | the AIM Python SDK's byte-exact test vectors |
+//!
+//! ```
+//! use aim_crypto::{AgentKeypair, RequestVerifier, SignedRequest};
+//!
+//! let agent = AgentKeypair::generate()?;
+//! let body = br#"{"action_type": "read_database"}"#;
+//! let headers = agent.sign_request("550e8400-e29b-41d4-a716-446655440000", "POST",
+//!     "/api/v1/sdk-api/verifications", 1_761_317_061, body);
+//! let received = SignedRequest {
+//!     method: "POST",
+//!     path: "/api/v1/sdk-api/verifications",
+//!     timestamp: &headers.timestamp,
+//!     signature: &headers.signature,
+//!     body,
+//! };
+//! RequestVerifier::default().verify(&agent.public_key(), &received, 1_761_317_100)?;
+//! # Ok::<(), aim_crypto::CryptoError>(())
+//! ```
+
+pub mod action;
+pub mod aead;
+pub mod b64;
+pub mod canonical;
+mod error;
+pub mod hash;
+pub mod identity;
+pub mod kdf;
+pub mod random;
+pub mod request;
+pub mod secret;
+pub mod test_vectors;
+
+pub use action::ActionPayload;
+pub use aead::SealingKey;
+pub use error::{CryptoError, Result};
+pub use identity::{AgentKeypair, AgentPublicKey, AgentSignature};
+pub use kdf::Argon2Params;
+pub use request::{RequestVerifier, SignedHeaders, SignedRequest};
+pub use secret::{SecretBytes, SecretKey};
+pub use zeroize::Zeroizing;
