@@ -79,7 +79,14 @@ fn run_tests() -> Result<()> {
         ])?;
     } else {
         eprintln!("==> cargo-nextest not installed; using cargo test");
-        cmd::cargo(&["test", "--workspace", "--all-features", "--lib", "--bins", "--tests"])?;
+        cmd::cargo(&[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--lib",
+            "--bins",
+            "--tests",
+        ])?;
     }
     cmd::cargo(&["test", "--workspace", "--all-features", "--doc"])
 }

@@ -28,10 +28,10 @@ impl AdvisorySource {
         if let Some(path) = flag {
             return Self::local(PathBuf::from(path), "--advisory-db");
         }
-        if let Ok(path) = std::env::var("AIM_ADVISORY_DB") {
-            if !path.is_empty() {
-                return Self::local(PathBuf::from(path), "AIM_ADVISORY_DB");
-            }
+        if let Ok(path) = std::env::var("AIM_ADVISORY_DB")
+            && !path.is_empty()
+        {
+            return Self::local(PathBuf::from(path), "AIM_ADVISORY_DB");
         }
         let workplace = root.join("../shared/advisory-db");
         if workplace.join("crates").is_dir() {
@@ -91,7 +91,14 @@ fn prepare_git_copy(src: &Path, dest: &Path) -> Result<()> {
         copy_dir(src, dest)?;
         let d = dest.to_string_lossy();
         let git = |args: &[&str]| {
-            let mut full = vec!["-C", &d, "-c", "user.name=xtask", "-c", "user.email=xtask@localhost"];
+            let mut full = vec![
+                "-C",
+                &d,
+                "-c",
+                "user.name=xtask",
+                "-c",
+                "user.email=xtask@localhost",
+            ];
             full.extend_from_slice(args);
             cmd::run("git", &full)
         };

@@ -36,11 +36,26 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let fuzz_dir = root.join("fuzz");
     let targets = list_targets(&fuzz_dir)?;
     if targets.is_empty() {
-        bail!("no fuzz targets found in {}", fuzz_dir.join("fuzz_targets").display());
+        bail!(
+            "no fuzz targets found in {}",
+            fuzz_dir.join("fuzz_targets").display()
+        );
     }
     let max_time = format!("-max_total_time={seconds}");
-    for target in targets.iter().filter(|t| only.as_deref().is_none_or(|o| o == t.as_str())) {
-        cmd::cargo(&["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", target, "--", &max_time])?;
+    for target in targets
+        .iter()
+        .filter(|t| only.as_deref().is_none_or(|o| o == t.as_str()))
+    {
+        cmd::cargo(&[
+            "+nightly",
+            "fuzz",
+            "run",
+            "--fuzz-dir",
+            "fuzz",
+            target,
+            "--",
+            &max_time,
+        ])?;
     }
     Ok(())
 }
@@ -53,10 +68,10 @@ fn list_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
     }
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            if let Some(stem) = path.file_stem() {
-                targets.push(stem.to_string_lossy().into_owned());
-            }
+        if path.extension().is_some_and(|e| e == "rs")
+            && let Some(stem) = path.file_stem()
+        {
+            targets.push(stem.to_string_lossy().into_owned());
         }
     }
     targets.sort();

@@ -74,7 +74,10 @@ fn bench(rest: &[String]) -> Result<()> {
 fn interop(root: &std::path::Path) -> Result<()> {
     let script = root.join("xtask/interop/run.sh");
     if !script.exists() {
-        bail!("the interop test is not in this checkout yet ({})", script.display());
+        bail!(
+            "the interop test is not in this checkout yet ({})",
+            script.display()
+        );
     }
     cmd::run("bash", &[script.to_string_lossy().as_ref()])
 }

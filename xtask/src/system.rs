@@ -39,7 +39,8 @@ const PACKAGES: &[Package] = &[
     Package {
         name: "swtpm-tools",
         why: "swtpm_setup, used to manufacture a fresh software TPM state",
-        present: || cmd::succeeds("swtpm_setup", &["--version"]),
+        // `swtpm_setup --version` exits 1; `--help` exits 0.
+        present: || cmd::succeeds("swtpm_setup", &["--help"]),
     },
 ];
 
@@ -64,13 +65,26 @@ pub(crate) fn ensure_packages() -> Result<()> {
     if !(is_root && has_apt) {
         bail!("missing system packages; run as root:\n    {install}");
     }
-    cmd::run_env("apt-get", &["update"], &[("DEBIAN_FRONTEND", "noninteractive")])?;
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    cmd::run_env("apt-get", &["update"], &env)?;
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(names.iter().copied());
-    cmd::run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])?;
-    let still: Vec<&str> = PACKAGES.iter().filter(|p| !(p.present)()).map(|p| p.name).collect();
+    if cmd::run_env("apt-get", &args, &env).is_err() {
+        // A dependency upgrade can fail half-way (seen with libgnutls30); repair and retry once.
+        eprintln!("==> apt-get install failed; repairing with --fix-broken and retrying once");
+        cmd::run_env("apt-get", &["--fix-broken", "install", "-y"], &env)?;
+        cmd::run_env("apt-get", &args, &env)?;
+    }
+    let still: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|p| !(p.present)())
+        .map(|p| p.name)
+        .collect();
     if !still.is_empty() {
-        bail!("apt-get finished but these are still missing: {}", still.join(", "));
+        bail!(
+            "apt-get finished but these are still missing: {}",
+            still.join(", ")
+        );
     }
     Ok(())
 }
