@@ -115,19 +115,19 @@ fn scan_one(root: &Path, path: &Path) -> FileResult {
         ));
         return r;
     }
-    let file = match syn::parse_file(&text) {
-        Ok(f) => f,
+    let tokens: proc_macro2::TokenStream = match text.parse() {
+        Ok(t) => t,
         Err(e) => {
             r.warnings.push(Warning::at_line(
                 path,
                 e.span().start().line,
                 WarningKind::Malformed,
-                format!("skipped: not valid Rust: {e}"),
+                format!("skipped: not valid Rust tokens: {e}"),
             ));
             return r;
         }
     };
-    let (found, problems) = visit::scan_file(&file);
+    let (found, problems) = visit::scan_tokens(tokens);
     let rel = relative(root, path);
     for p in problems {
         r.warnings.push(Warning::at_line(
