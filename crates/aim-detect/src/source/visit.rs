@@ -323,10 +323,10 @@ impl Finder<'_> {
                         continue;
                     };
                     let name = id.to_string();
-                    if let Some(arg_index) = self.call_arg_index(tokens, i, &name) {
-                        if let Some(arg) = split_args(kids).get(arg_index) {
-                            self.action(arg, ActionForm::Call, *span);
-                        }
+                    if let Some(arg_index) = self.call_arg_index(tokens, i, &name)
+                        && let Some(arg) = split_args(kids).get(arg_index)
+                    {
+                        self.action(arg, ActionForm::Call, *span);
                     }
                 }
                 Node::Token(_) => {}
@@ -427,13 +427,11 @@ impl Finder<'_> {
                 Node::Token(TokenTree::Punct(eq)),
                 value @ ..,
             ] = part
+                && eq.as_char() == '='
+                && matches!(key.to_string().as_str(), "name" | "action" | "action_type")
             {
-                if eq.as_char() == '='
-                    && matches!(key.to_string().as_str(), "name" | "action" | "action_type")
-                {
-                    self.action(value, ActionForm::Attribute, eq.span());
-                    return;
-                }
+                self.action(value, ActionForm::Attribute, eq.span());
+                return;
             }
         }
         self.problem(line, "action attribute names no action");
