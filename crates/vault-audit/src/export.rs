@@ -180,5 +180,5 @@ pub fn verify_export(reader: impl BufRead, opts: &VerifyOptions) -> Result<Verif
             reason: "content after the end line".into(),
         });
     }
-    Ok(engine.finish(header.tree_size, stream))
+    Ok(engine.finish(header.tree_size, stream, None))
 }

@@ -441,8 +441,14 @@ impl<'o> Engine<'o> {
 
     /// Checks the heads and the known head against what was streamed and builds the report.
     /// `log_size` is the number of leaves the source holds; `stream` is the stream's first
-    /// problem, if it stopped early.
-    pub(crate) fn finish(self, log_size: u64, stream: Option<Discrepancy>) -> VerifyReport {
+    /// problem, if it stopped early; `trailing` is a problem found after a complete stream
+    /// (stored extras), reported only if nothing else is wrong.
+    pub(crate) fn finish(
+        self,
+        log_size: u64,
+        stream: Option<Discrepancy>,
+        trailing: Option<Discrepancy>,
+    ) -> VerifyReport {
         let p = self.range.size();
         let stream_clean = stream.is_none();
         let (trust_anchor, mut trusted) = self.initial_trust();
@@ -548,7 +554,7 @@ impl<'o> Engine<'o> {
                 });
             }
         }
-        let discrepancy = discrepancy.or(stream);
+        let discrepancy = discrepancy.or(stream).or(trailing);
         VerifyReport {
             tree_size: log_size,
             leaves_verified: p,
@@ -690,6 +696,7 @@ fn verify_db(
     let mut node_rows = node_stmt.query([])?;
     let mut next_pos = 0u64;
     let mut stream = None;
+    let mut trailing = None;
 
     while let Some(row) = leaf_rows.next()? {
         let idx = from_i64(row.get::<_, i64>(0)?, "leaf index")?;
@@ -727,13 +734,13 @@ fn verify_db(
             extra += 1;
         }
         if extra > 0 {
-            stream = Some(Discrepancy::NodeCountMismatch {
+            trailing = Some(Discrepancy::NodeCountMismatch {
                 expected: next_pos,
                 found: next_pos + extra,
             });
         }
     }
-    if stream.is_none() {
+    if stream.is_none() && trailing.is_none() {
         let indexed = AuditLog::key_epochs(conn).ok();
         let matches = indexed.as_ref().map(|v| {
             v.iter()
@@ -751,12 +758,12 @@ fn verify_db(
                 })
         });
         match matches {
-            None => stream = Some(Discrepancy::EpochIndexMismatch { epoch: 0 }),
-            Some(Some(epoch)) => stream = Some(Discrepancy::EpochIndexMismatch { epoch }),
+            None => trailing = Some(Discrepancy::EpochIndexMismatch { epoch: 0 }),
+            Some(Some(epoch)) => trailing = Some(Discrepancy::EpochIndexMismatch { epoch }),
             Some(None) => {}
         }
     }
     drop(leaf_rows);
     drop(node_rows);
-    Ok(engine.finish(log_size, stream))
+    Ok(engine.finish(log_size, stream, trailing))
 }
