@@ -47,8 +47,8 @@ pub(crate) mod serde_hex {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        parse(text).map_err(D::Error::custom)
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(D::Error::custom)
     }
 
     pub(crate) fn parse(text: &str) -> Result<Hash, &'static str> {

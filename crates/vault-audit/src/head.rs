@@ -131,8 +131,8 @@ pub(crate) mod serde_public_key {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AgentPublicKey, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        AgentPublicKey::from_b64(text).map_err(D::Error::custom)
+        let text = String::deserialize(d)?;
+        AgentPublicKey::from_b64(&text).map_err(D::Error::custom)
     }
 }
 
@@ -145,8 +145,8 @@ pub(crate) mod serde_signature {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AgentSignature, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        AgentSignature::from_b64(text).map_err(D::Error::custom)
+        let text = String::deserialize(d)?;
+        AgentSignature::from_b64(&text).map_err(D::Error::custom)
     }
 }
 
@@ -158,8 +158,8 @@ pub(crate) mod serde_b64 {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        aim_crypto::b64::decode(text, "base64 value").map_err(D::Error::custom)
+        let text = String::deserialize(d)?;
+        aim_crypto::b64::decode(&text, "base64 value").map_err(D::Error::custom)
     }
 }
 
