@@ -1,0 +1,68 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vault_store::{Argon2Params, Enrollment, Gates, KeySource, ManualClock, Vault};
+
+pub fn fast() -> Argon2Params {
+    Argon2Params::new(64, 1, 1).unwrap()
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub clock: ManualClock,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vaults").join("vault.db");
+        Self {
+            dir,
+            path,
+            clock: ManualClock::new(1_700_000_000_000),
+        }
+    }
+
+    pub fn open(&self) -> Vault {
+        self.open_with(Gates::new())
+    }
+
+    pub fn open_with(&self, gates: Gates) -> Vault {
+        Vault::options()
+            .clock(Arc::new(self.clock.clone()))
+            .gates(gates)
+            .open(&self.path)
+            .unwrap()
+    }
+
+    /// A vault with profile `agent` (passphrase `pw`).
+    pub fn with_profile(&self) -> Vault {
+        let v = self.open();
+        v.create_profile("agent", Enrollment::passphrase_with("pw", fast()))
+            .unwrap()
+            .close()
+            .unwrap();
+        v
+    }
+}
+
+pub fn pw() -> KeySource {
+    KeySource::passphrase("pw")
+}
+
+/// The kinds of all audit leaves, in order.
+pub fn event_kinds(v: &Vault) -> Vec<String> {
+    let n = vault_audit::AuditLog::tree_size(v.connection()).unwrap();
+    (0..n)
+        .map(|i| vault_audit::AuditLog::leaf(v.connection(), i).unwrap().kind)
+        .collect()
+}
+
+pub fn last_event(v: &Vault) -> vault_audit::Event {
+    let n = vault_audit::AuditLog::tree_size(v.connection()).unwrap();
+    vault_audit::AuditLog::leaf(v.connection(), n - 1).unwrap()
+}
