@@ -117,11 +117,22 @@ CREATE TABLE access_state(
     allowed_count INTEGER NOT NULL,
     mac BLOB NOT NULL
 ) STRICT;
+CREATE TABLE profile_state(
+    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id),
+    lockdown_epoch INTEGER NOT NULL,
+    audit_size INTEGER NOT NULL,
+    key_epoch INTEGER NOT NULL,
+    mac BLOB NOT NULL
+) STRICT;
 CREATE TABLE lockdown_log(
     epoch INTEGER PRIMARY KEY,
     entered_at_ms INTEGER NOT NULL,
     reason TEXT NOT NULL
 ) STRICT;
+CREATE TRIGGER lockdown_log_no_update BEFORE UPDATE ON lockdown_log
+    BEGIN SELECT RAISE(ABORT, 'the lockdown log is append-only'); END;
+CREATE TRIGGER lockdown_log_no_delete BEFORE DELETE ON lockdown_log
+    BEGIN SELECT RAISE(ABORT, 'the lockdown log is append-only'); END;
 CREATE TABLE lockdown_exits(
     epoch INTEGER NOT NULL REFERENCES lockdown_log(epoch),
     profile_id TEXT NOT NULL REFERENCES profiles(profile_id),

@@ -191,16 +191,22 @@ impl Session<'_> {
     pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         let now = self.vault.now();
         let query_mac = self.text_mac(b"search", &q.text);
-        if self.lockdown_active()? {
+        let lock = self.lockdown_check()?;
+        if lock.active || lock.tampered.is_some() {
+            let reason = match &lock.tampered {
+                Some(why) => DenyReason::Integrity(why.clone()),
+                None => DenyReason::Lockdown,
+            };
             let tx = db::write_tx(self.conn())?;
             audit::append(
                 &tx,
                 &Event::new("memory.search.denied", now)
                     .with("profile", self.profile.as_str())
-                    .with("reason", DenyReason::Lockdown.code()),
+                    .with("reason", reason.code()),
             )?;
+            self.save_lock_state(&tx, &lock)?;
             self.commit_op(tx, 1)?;
-            return Err(VaultError::Denied(DenyReason::Lockdown));
+            return Err(VaultError::Denied(reason));
         }
         let exprs: Vec<String> = self
             .all_keys()
@@ -270,6 +276,7 @@ impl Session<'_> {
             ev = ev.with("rejected", rejected);
         }
         audit::append(&tx, &ev)?;
+        self.save_lock_state(&tx, &lock)?;
         self.commit_op(tx, 1)?;
         Ok(hits)
     }

@@ -304,24 +304,19 @@ impl Session<'_> {
 
     /// Step 3: completes a rotation whose memories have all moved.
     pub fn finish_rotation(&mut self) -> Result<RotationReport> {
-        let new = self
-            .pending
-            .take()
-            .ok_or_else(|| VaultError::Rotation("no rotation is pending".into()))?;
-        match self.finish_inner(&new) {
-            Ok((report, signer)) => {
-                self.keys = new;
-                self.signer = signer;
-                Ok(report)
-            }
-            Err(e) => {
-                self.pending = Some(new);
-                Err(e)
-            }
+        let (report, signer) = self.finish_inner()?;
+        if let Some(new) = self.pending.take() {
+            self.keys = new;
         }
+        self.signer = signer;
+        Ok(report)
     }
 
-    fn finish_inner(&mut self, new: &KeySet) -> Result<(RotationReport, AgentKeypair)> {
+    fn finish_inner(&self) -> Result<(RotationReport, AgentKeypair)> {
+        let new = self
+            .pending
+            .as_ref()
+            .ok_or_else(|| VaultError::Rotation("no rotation is pending".into()))?;
         let (from, to) = (self.keys.epoch, new.epoch);
         let now = self.vault.now();
         let vid = *self.vid();
@@ -341,62 +336,7 @@ impl Session<'_> {
                 "{left} memories are still on key epoch {from}; resume the rotation first"
             )));
         }
-        // Records: re-authenticate (and re-seal sealed ones) under the new key.
-        let records: Vec<(String, String, i64, Vec<u8>, i64, i64, Vec<u8>)> = tx
-            .prepare("SELECT namespace, key, sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id = ?1")?
-            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (ns, key, code, stored, updated, epoch, mac) in records {
-            let old = self
-                .keys_for(epoch_u32(epoch)?)
-                .or_else(|| (epoch_u32(epoch).ok() == Some(to)).then_some(new))
-                .ok_or_else(|| {
-                    VaultError::Integrity(format!("record {ns}/{key} has an unknown key epoch"))
-                })?;
-            if !aim_crypto::kdf::ct_eq(
-                &mac,
-                &record_mac(&vid, old, &profile, &ns, &key, code, updated, &stored),
-            ) {
-                return Err(VaultError::Integrity(format!(
-                    "record {ns}/{key} failed authentication"
-                )));
-            }
-            let value = if code == 1 && old.epoch != to {
-                let aad = record_value_aad(&vid, &profile, &ns, &key);
-                let plain = old.records.open(&aad, &stored).map_err(|_| {
-                    VaultError::Integrity(format!("record {ns}/{key} failed authentication"))
-                })?;
-                new.records.seal(&aad, &plain)?
-            } else {
-                stored
-            };
-            let mac = record_mac(&vid, new, &profile, &ns, &key, code, updated, &value);
-            tx.execute(
-                "UPDATE records SET value = ?1, key_epoch = ?2, mac = ?3 WHERE profile_id = ?4 AND namespace = ?5 AND key = ?6",
-                params![value, i64::from(to), &mac[..], profile, ns, key],
-            )?;
-        }
-        let cfg = self.gate_config()?;
-        store_gate_config(&tx, &vid, &profile, new, &cfg)?;
-        let exits: Vec<(i64, i64, i64, Vec<u8>)> = tx
-            .prepare("SELECT epoch, exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE profile_id = ?1")?
-            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (epoch, at, key_epoch, mac) in exits {
-            let valid = u32::try_from(key_epoch)
-                .ok()
-                .and_then(|e| self.keys_for(e).or((e == to).then_some(new)))
-                .is_some_and(|k| {
-                    aim_crypto::kdf::ct_eq(&mac, &lockdown_exit_mac(&vid, k, &profile, epoch, at))
-                });
-            if valid {
-                let mac = lockdown_exit_mac(&vid, new, &profile, epoch, at);
-                tx.execute(
-                    "UPDATE lockdown_exits SET key_epoch = ?1, mac = ?2 WHERE epoch = ?3 AND profile_id = ?4",
-                    params![i64::from(to), &mac[..], epoch, profile],
-                )?;
-            }
-        }
+        self.reauthenticate(&tx, new)?;
         let invalidated: Vec<String> = tx
             .prepare("SELECT slot_id FROM key_slots WHERE profile_id = ?1 AND kind = 'recovery' ORDER BY slot_id")?
             .query_map([&profile], |r| r.get::<_, String>(0))?
@@ -447,6 +387,94 @@ impl Session<'_> {
         ))
     }
 
+    /// Re-authenticates (and re-seals) the profile's small tables under `target`: records,
+    /// gate configuration, lockdown exits and the lockdown checkpoint.
+    fn reauthenticate(&self, tx: &rusqlite::Connection, target: &KeySet) -> Result<()> {
+        let vid = *self.vid();
+        let profile = self.profile.clone();
+        // Records: re-authenticate (and re-seal sealed ones) under the new key.
+        let records: Vec<(String, String, i64, Vec<u8>, i64, i64, Vec<u8>)> = tx
+            .prepare("SELECT namespace, key, sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id = ?1")?
+            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (ns, key, code, stored, updated, epoch, mac) in records {
+            let old = self
+                .keys_for(epoch_u32(epoch)?)
+                .or_else(|| (epoch_u32(epoch).ok() == Some(target.epoch)).then_some(target))
+                .ok_or_else(|| {
+                    VaultError::Integrity(format!("record {ns}/{key} has an unknown key epoch"))
+                })?;
+            if !aim_crypto::kdf::ct_eq(
+                &mac,
+                &record_mac(&vid, old, &profile, &ns, &key, code, updated, &stored),
+            ) {
+                return Err(VaultError::Integrity(format!(
+                    "record {ns}/{key} failed authentication"
+                )));
+            }
+            let value = if code == 1 && old.epoch != target.epoch {
+                let aad = record_value_aad(&vid, &profile, &ns, &key);
+                let plain = old.records.open(&aad, &stored).map_err(|_| {
+                    VaultError::Integrity(format!("record {ns}/{key} failed authentication"))
+                })?;
+                target.records.seal(&aad, &plain)?
+            } else {
+                stored
+            };
+            let mac = record_mac(&vid, target, &profile, &ns, &key, code, updated, &value);
+            tx.execute(
+                "UPDATE records SET value = ?1, key_epoch = ?2, mac = ?3 WHERE profile_id = ?4 AND namespace = ?5 AND key = ?6",
+                params![value, i64::from(target.epoch), &mac[..], profile, ns, key],
+            )?;
+        }
+        let cfg = self.gate_config()?;
+        store_gate_config(&tx, &vid, &profile, target, &cfg)?;
+        let exits: Vec<(i64, i64, i64, Vec<u8>)> = tx
+            .prepare("SELECT epoch, exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE profile_id = ?1")?
+            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (epoch, at, key_epoch, mac) in exits {
+            let valid = u32::try_from(key_epoch)
+                .ok()
+                .and_then(|e| self.keys_for(e).or((e == target.epoch).then_some(target)))
+                .is_some_and(|k| {
+                    aim_crypto::kdf::ct_eq(&mac, &lockdown_exit_mac(&vid, k, &profile, epoch, at))
+                });
+            if valid {
+                let mac = lockdown_exit_mac(&vid, target, &profile, epoch, at);
+                tx.execute(
+                    "UPDATE lockdown_exits SET key_epoch = ?1, mac = ?2 WHERE epoch = ?3 AND profile_id = ?4",
+                    params![i64::from(target.epoch), &mac[..], epoch, profile],
+                )?;
+            }
+        }
+        let state: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT lockdown_epoch, audit_size FROM profile_state WHERE profile_id = ?1",
+                [&profile],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let lock = self.lockdown_check()?;
+        if lock.tampered.is_none() {
+            crate::session::write_profile_state(
+                &tx, &vid, &profile, target, lock.epoch, lock.size,
+            )?;
+        } else if let Some((e, size)) = state {
+            // Keep the (suspicious) checkpoint as it was, re-authenticated, so the tampering
+            // stays visible after the rotation.
+            crate::session::write_profile_state(
+                &tx,
+                &vid,
+                &profile,
+                target,
+                e,
+                u64::try_from(size).unwrap_or(0),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Abandons a pending rotation: memories already moved go back to the old key, the new
     /// key's slots are deleted.
     pub fn abort_rotation(
@@ -460,9 +488,6 @@ impl Session<'_> {
             .map(|k| k.epoch)
             .ok_or_else(|| VaultError::Rotation("no rotation is pending".into()))?;
         let from = self.keys.epoch;
-        // Writes go to the old key from here on.
-        let pending = self.pending.take();
-        self.pending = pending;
         let moved = self.move_epoch(to, from, batch, progress)?;
         let now = self.vault.now();
         let tx = db::write_tx(self.conn())?;
@@ -470,9 +495,8 @@ impl Session<'_> {
             "DELETE FROM key_slots WHERE profile_id = ?1 AND key_epoch = ?2",
             params![self.profile, i64::from(to)],
         )?;
-        // Records and gate configuration written during the rotation go back to the old key.
-        let cfg = self.gate_config()?;
-        store_gate_config(&tx, self.vid(), &self.profile, &self.keys, &cfg)?;
+        // Records, configuration and checkpoints written during the rotation go back to the old key.
+        self.reauthenticate(&tx, &self.keys)?;
         tx.execute(
             "DELETE FROM rotations WHERE profile_id = ?1",
             [&self.profile],

@@ -607,7 +607,11 @@ impl<'v> Session<'v> {
     /// [`VaultError::Denied`].
     pub fn recall(&mut self, id: MemoryId, request: RecallRequest) -> Result<Recalled> {
         let now = self.vault.now();
-        if self.lockdown_active()? {
+        let lock = self.lockdown_check()?;
+        if let Some(why) = &lock.tampered {
+            return Err(self.deny(&id, None, DenyReason::Integrity(why.clone()), &request));
+        }
+        if lock.active {
             return Err(self.deny(&id, None, DenyReason::Lockdown, &request));
         }
         let Some(raw) = self.load_raw(&id)? else {
@@ -649,6 +653,7 @@ impl<'v> Session<'v> {
             ev = ev.with("approver", truncate(&a));
         }
         audit::append(&tx, &ev)?;
+        self.save_lock_state(&tx, &lock)?;
         if cooldown > 0 {
             let keys = self
                 .keys_for(row.header.key_epoch)
@@ -848,6 +853,8 @@ impl<'v> Session<'v> {
                 ev = ev.with("classification", i64::from(c.level()));
             }
             audit::append(&tx, &ev)?;
+            let lock = self.lockdown_check()?;
+            self.save_lock_state(&tx, &lock)?;
             self.commit_op(tx, 1)
         })();
         match r {
@@ -873,30 +880,107 @@ impl<'v> Session<'v> {
     // Lockdown
 
     /// Whether recalls of this profile are in lockdown: the latest lockdown epoch has no
-    /// authentic exit record for this profile.
+    /// authentic exit record for this profile, or lockdown records were tampered with.
     pub fn lockdown_active(&self) -> Result<bool> {
-        let epoch: Option<i64> = self
-            .conn()
-            .prepare_cached("SELECT max(epoch) FROM lockdown_log")?
+        let c = self.lockdown_check()?;
+        Ok(c.active || c.tampered.is_some())
+    }
+
+    /// Reads the lockdown state and cross-checks it against the audit log: the profile's
+    /// authenticated checkpoint (highest lockdown epoch seen, audit size at that time) and
+    /// every `vault.lockdown.enter` leaf appended since. A lockdown row that was deleted, or
+    /// an audit log that shrank, is reported as tampering.
+    pub(crate) fn lockdown_check(&self) -> Result<LockCheck> {
+        let conn = self.conn();
+        let table_epoch: i64 = conn
+            .prepare_cached("SELECT coalesce(max(epoch), 0) FROM lockdown_log")?
             .query_row([], |r| r.get(0))?;
-        let Some(epoch) = epoch else {
-            return Ok(false);
+        let size = AuditLog::tree_size(conn)?;
+        let mut check = LockCheck {
+            epoch: table_epoch,
+            size,
+            active: false,
+            tampered: None,
         };
-        let exit: Option<(i64, i64, Vec<u8>)> = self
-            .conn()
-            .prepare_cached("SELECT exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE epoch = ?1 AND profile_id = ?2")?
-            .query_row(params![epoch, self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        let state: Option<(i64, i64, i64, Vec<u8>)> = conn
+            .prepare_cached("SELECT lockdown_epoch, audit_size, key_epoch, mac FROM profile_state WHERE profile_id = ?1")?
+            .query_row([&self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        let Some((at, key_epoch, mac)) = exit else {
-            return Ok(true);
+        match state {
+            None => check.tampered = Some("the profile's lockdown checkpoint is missing".into()),
+            Some((seen, seen_size, key_epoch, mac)) => {
+                let valid = u32::try_from(key_epoch)
+                    .ok()
+                    .and_then(|e| self.keys_for(e))
+                    .is_some_and(|k| {
+                        aim_crypto::kdf::ct_eq(
+                            &mac,
+                            &profile_state_mac(self.vid(), k, &self.profile, seen, seen_size),
+                        )
+                    });
+                let seen_size = u64::try_from(seen_size).unwrap_or(u64::MAX);
+                if !valid {
+                    check.tampered =
+                        Some("the profile's lockdown checkpoint failed authentication".into());
+                } else if seen_size > size {
+                    check.tampered = Some(format!(
+                        "the audit log shrank from {seen_size} to {size} leaves"
+                    ));
+                } else {
+                    let mut max_leaf = seen;
+                    for i in seen_size..size {
+                        let ev = AuditLog::leaf(conn, i)?;
+                        if ev.kind == "vault.lockdown.enter" {
+                            let e = ev
+                                .get("lockdown_epoch")
+                                .and_then(vault_audit::FieldValue::as_int)
+                                .unwrap_or(i64::MAX);
+                            max_leaf = max_leaf.max(e);
+                        }
+                    }
+                    if max_leaf > table_epoch {
+                        check.tampered = Some(format!(
+                            "lockdown {max_leaf} is in the audit log but its record is missing"
+                        ));
+                    }
+                }
+            }
+        }
+        if check.epoch == 0 {
+            return Ok(check);
+        }
+        let exit: Option<(i64, i64, Vec<u8>)> = conn
+            .prepare_cached("SELECT exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE epoch = ?1 AND profile_id = ?2")?
+            .query_row(params![check.epoch, self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        check.active = match exit {
+            None => true,
+            Some((at, key_epoch, mac)) => !u32::try_from(key_epoch)
+                .ok()
+                .and_then(|e| self.keys_for(e))
+                .is_some_and(|k| {
+                    aim_crypto::kdf::ct_eq(
+                        &mac,
+                        &lockdown_exit_mac(self.vid(), k, &self.profile, check.epoch, at),
+                    )
+                }),
         };
-        let Some(keys) = u32::try_from(key_epoch).ok().and_then(|e| self.keys_for(e)) else {
-            return Ok(true);
-        };
-        Ok(!aim_crypto::kdf::ct_eq(
-            &mac,
-            &lockdown_exit_mac(self.vid(), keys, &self.profile, epoch, at),
-        ))
+        Ok(check)
+    }
+
+    /// Advances the profile's lockdown checkpoint to what `check` saw (never on tampering).
+    pub(crate) fn save_lock_state(&self, conn: &Connection, check: &LockCheck) -> Result<()> {
+        if check.tampered.is_some() {
+            return Ok(());
+        }
+        write_profile_state(
+            conn,
+            self.vid(),
+            &self.profile,
+            self.write_keys(),
+            check.epoch,
+            check.size,
+        )
     }
 
     /// Records this profile's exit from the current lockdown (called by
@@ -920,6 +1004,15 @@ impl<'v> Session<'v> {
             &Event::new("vault.lockdown.exit", now)
                 .with("lockdown_epoch", epoch)
                 .with("profile", self.profile.as_str()),
+        )?;
+        let size = AuditLog::tree_size(&tx)?;
+        write_profile_state(
+            &tx,
+            self.vid(),
+            &self.profile,
+            self.write_keys(),
+            epoch,
+            size,
         )?;
         self.commit_op(tx, 1)?;
         self.close()
@@ -1220,6 +1313,49 @@ impl<'v> Session<'v> {
         }
         Ok(())
     }
+}
+
+/// The lockdown state seen by a session.
+#[derive(Debug, Clone)]
+pub(crate) struct LockCheck {
+    pub(crate) epoch: i64,
+    pub(crate) size: u64,
+    pub(crate) active: bool,
+    pub(crate) tampered: Option<String>,
+}
+
+pub(crate) fn profile_state_mac(
+    vid: &[u8; 16],
+    keys: &KeySet,
+    profile: &str,
+    epoch: i64,
+    size: i64,
+) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.raw(b"aim-vault/profile-state/v1\0")
+        .raw(vid)
+        .str(profile)
+        .i64(epoch)
+        .i64(size)
+        .u32(keys.epoch);
+    KeySet::mac(&keys.row, &[w.as_slice()])
+}
+
+pub(crate) fn write_profile_state(
+    conn: &Connection,
+    vid: &[u8; 16],
+    profile: &str,
+    keys: &KeySet,
+    epoch: i64,
+    size: u64,
+) -> Result<()> {
+    let size = i64::try_from(size).unwrap_or(i64::MAX);
+    let mac = profile_state_mac(vid, keys, profile, epoch, size);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO profile_state(profile_id, lockdown_epoch, audit_size, key_epoch, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![profile, epoch, size, i64::from(keys.epoch), &mac[..]])?;
+    Ok(())
 }
 
 impl Drop for Session<'_> {

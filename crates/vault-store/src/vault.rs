@@ -330,6 +330,13 @@ impl Vault {
                 .with("key_epoch", i64::from(epoch))
                 .with("slot", slot.slot_id.as_str()),
         )?;
+        let lockdown: i64 = tx.query_row(
+            "SELECT coalesce(max(epoch), 0) FROM lockdown_log",
+            [],
+            |r| r.get(0),
+        )?;
+        let size = vault_audit::AuditLog::tree_size(&tx)?;
+        crate::session::write_profile_state(&tx, &self.vault_id, profile, &keys, lockdown, size)?;
         let announced = vault_audit::AuditLog::key_epochs(&tx)?.is_empty();
         if announced {
             vault_audit::AuditLog::announce_key(&tx, &signer.public_key(), None, now)?;
