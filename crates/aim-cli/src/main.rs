@@ -3,6 +3,8 @@
 //! Each top-level command lives in its own module with a clap `Args` type and a `run` function;
 //! this file only parses the command line and dispatches.
 
+mod detect;
+
 use clap::{Parser, Subcommand};
 
 /// Agent identity and memory security: the AIM server and its administration, capability and
@@ -16,9 +18,14 @@ struct Cli {
 
 /// Top-level commands (one module each).
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
+    Detect(detect::DetectArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Detect(args) => detect::run(args),
+    }
 }
