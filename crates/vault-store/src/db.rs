@@ -84,7 +84,8 @@ CREATE TABLE memories(
     content_mac BLOB,
     tombstoned_at_ms INTEGER,
     row_mac BLOB NOT NULL,
-    change_seq INTEGER NOT NULL
+    change_seq INTEGER NOT NULL,
+    store_leaf INTEGER
 ) STRICT;
 CREATE INDEX memories_by_profile ON memories(profile_id, created_at_ms);
 CREATE INDEX memories_by_change ON memories(change_seq);

@@ -454,7 +454,7 @@ const PURPOSES: [&[u8]; 7] = [
     b"aim-vault/v1/content",
     b"aim-vault/v1/content-mac",
     b"aim-vault/v1/search",
-    b"aim-vault/v1/commitment",
+    b"aim-vault/v1/reserved",
     b"aim-vault/v1/row-mac",
     b"aim-vault/v1/records",
     b"aim-vault/v1/rotation",
@@ -470,8 +470,6 @@ pub(crate) struct KeySet {
     pub(crate) content_mac: HmacSha256,
     /// Keyed search tokens.
     pub(crate) search: HmacSha256,
-    /// Derives the salt of each memory's existence commitment.
-    pub(crate) commitment: HmacSha256,
     /// Authenticates every security-relevant column of a row.
     pub(crate) row: HmacSha256,
     /// Seals generic records.
@@ -488,7 +486,6 @@ impl KeySet {
             content: SealingKey::new(&k(0)),
             content_mac: HmacSha256::new(k(1).expose()),
             search: HmacSha256::new(k(2).expose()),
-            commitment: HmacSha256::new(k(3).expose()),
             row: HmacSha256::new(k(4).expose()),
             records: SealingKey::new(&k(5)),
             rotation: SealingKey::new(&k(6)),

@@ -129,17 +129,13 @@ pub(crate) fn content_mac(keys: &KeySet, id: &MemoryId, content: &[u8]) -> [u8; 
     )
 }
 
-/// The salt of a memory's existence commitment (derived, so it never needs storing).
-pub(crate) fn commitment_salt(keys: &KeySet, id: &MemoryId) -> [u8; 32] {
-    KeySet::mac(
-        &keys.commitment,
-        &[b"aim-vault/commitment-salt/v1\0", id.as_bytes()],
-    )
-}
-
-/// What is sealed in the metadata envelope: private metadata, tags and intent references.
+/// What is sealed in the metadata envelope: private metadata, tags, intent references and
+/// the random salt of the memory's existence commitment (sealed so it survives rotations and
+/// can be revealed by `prove --open`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SealedMeta {
+    /// The commitment salt `r` (random per memory).
+    pub commitment_salt: [u8; 32],
     /// Application metadata (opaque bytes, e.g. JSON).
     pub metadata: Vec<u8>,
     /// Tags.
@@ -180,7 +176,9 @@ impl SealedMeta {
     /// The versioned encoding that is sealed.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(16 + self.metadata.len());
-        w.u8(META_VERSION).bytes(&self.metadata);
+        w.u8(META_VERSION)
+            .raw(&self.commitment_salt)
+            .bytes(&self.metadata);
         for list in [&self.tags, &self.intents] {
             w.u32(u32::try_from(list.len()).unwrap_or(u32::MAX));
             for l in list {
@@ -200,6 +198,7 @@ impl SealedMeta {
                 format!("unknown version {v}"),
             ));
         }
+        let commitment_salt = r.array::<32>()?;
         let metadata = r.bytes()?.to_vec();
         let mut lists = [Vec::new(), Vec::new()];
         for list in &mut lists {
@@ -217,6 +216,7 @@ impl SealedMeta {
         r.finish()?;
         let [tags, intents] = lists;
         let m = Self {
+            commitment_salt,
             metadata,
             tags,
             intents,
@@ -342,7 +342,7 @@ mod tests {
         fn sealed_meta_round_trips(metadata in proptest::collection::vec(any::<u8>(), 0..300),
                                    tags in proptest::collection::vec(label(), 0..8),
                                    intents in proptest::collection::vec(label(), 0..8)) {
-            let m = SealedMeta { metadata, tags, intents };
+            let m = SealedMeta { commitment_salt: [3; 32], metadata, tags, intents };
             prop_assert_eq!(SealedMeta::decode(&m.encode()).unwrap(), m);
         }
 
@@ -353,7 +353,7 @@ mod tests {
 
         #[test]
         fn sealed_meta_truncation_is_an_error(tags in proptest::collection::vec(label(), 1..4), cut in 1usize..10) {
-            let m = SealedMeta { metadata: b"{}".to_vec(), tags, intents: vec![] };
+            let m = SealedMeta { commitment_salt: [0; 32], metadata: b"{}".to_vec(), tags, intents: vec![] };
             let e = m.encode();
             let cut = cut.min(e.len());
             prop_assert!(SealedMeta::decode(&e[..e.len() - cut]).is_err());

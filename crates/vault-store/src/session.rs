@@ -488,8 +488,7 @@ impl<'v> Session<'v> {
         let first_change = last_change - n + 1;
         let mut ids = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
-            insert_row(&tx, row, first_change + i64::try_from(i).unwrap_or(0))?;
-            audit::append(
+            let leaf = audit::append(
                 &tx,
                 &Event::new("memory.store", now)
                     .with("profile", self.profile.as_str())
@@ -501,6 +500,12 @@ impl<'v> Session<'v> {
                     .with("creator", row.header.created_by.name())
                     .with("key_epoch", i64::from(row.header.key_epoch))
                     .with(vault_audit::COMMITMENT_FIELD, row.commitment),
+            )?;
+            insert_row(
+                &tx,
+                row,
+                first_change + i64::try_from(i).unwrap_or(0),
+                Some(leaf),
             )?;
             ids.push(row.header.memory_id);
         }
@@ -520,6 +525,8 @@ impl<'v> Session<'v> {
             return Err(VaultError::InvalidInput("cooldown too large".into()));
         }
         input.meta.validate()?;
+        let mut meta = input.meta.clone();
+        meta.commitment_salt = aim_crypto::random::random_array()?;
         let header = RowHeader {
             memory_id: MemoryId::generate(now)?,
             profile: self.profile.clone(),
@@ -1503,8 +1510,7 @@ pub(crate) fn seal_row(
         .collect();
     labels.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
     labels.dedup();
-    let r = record::commitment_salt(keys, &header.memory_id);
-    let commitment = vault_audit::commitment(&r, content);
+    let commitment = vault_audit::commitment(&meta.commitment_salt, content);
     Ok(NewRow {
         header,
         content: sealed_content,
@@ -1517,13 +1523,18 @@ pub(crate) fn seal_row(
     })
 }
 
-pub(crate) fn insert_row(tx: &Connection, row: &NewRow, change: i64) -> Result<i64> {
+pub(crate) fn insert_row(
+    tx: &Connection,
+    row: &NewRow,
+    change: i64,
+    store_leaf: Option<u64>,
+) -> Result<i64> {
     let h = &row.header;
     let seq: i64 = tx
         .prepare_cached(
             "INSERT INTO memories(memory_id, profile_id, format, created_at_ms, created_by, classification, cooldown_ms,
-                                  expires_at_ms, key_epoch, content, meta, content_mac, tombstoned_at_ms, row_mac, change_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?14) RETURNING seq",
+                                  expires_at_ms, key_epoch, content, meta, content_mac, tombstoned_at_ms, row_mac, change_seq, store_leaf)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?14, ?15) RETURNING seq",
         )?
         .query_row(
             params![
@@ -1540,7 +1551,8 @@ pub(crate) fn insert_row(tx: &Connection, row: &NewRow, change: i64) -> Result<i
                 row.meta,
                 &row.content_mac[..],
                 &row.row_mac[..],
-                change
+                change,
+                store_leaf.and_then(|l| i64::try_from(l).ok())
             ],
             |r| r.get(0),
         )?;

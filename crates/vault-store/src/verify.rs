@@ -1,1 +1,315 @@
-//! Verification.
+//! Verification of the whole vault and existence proofs.
+//!
+//! [`Session::verify`] runs `vault-audit`'s full log verification (leaf hashes, tree, every
+//! head's signature and consistency, key epochs) with a hook that checks each leaf against the
+//! record it describes, then checks the records against the log in the other direction. The
+//! first discrepancy is named exactly (leaf index and kind, or head). Deep mode also opens
+//! every sealed record of the profile and checks content MACs and store commitments.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{OptionalExtension, params};
+use vault_audit::{AuditLog, Event, ExistenceProof, FieldValue, Opening, VerifyOptions};
+
+use crate::model::MemoryId;
+use crate::session::{ROW_COLUMNS, RawRow, RecallRequest, Session};
+use crate::{Result, VaultError};
+
+/// The outcome of [`Session::verify`].
+#[derive(Debug, Clone)]
+pub struct VaultVerifyReport {
+    /// The audit log's own report (leaves, heads, trust anchor, first discrepancy).
+    pub audit: vault_audit::VerifyReport,
+    /// Leaves checked against their records.
+    pub records_checked: u64,
+    /// Sealed records authenticated (row MACs; in deep mode also envelopes and commitments).
+    pub sealed_checked: u64,
+    /// The first problem found, in words (the audit discrepancy, or a record that disagrees
+    /// with the log).
+    pub first_problem: Option<String>,
+}
+
+impl VaultVerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.first_problem.is_none()
+    }
+}
+
+fn bytes_field<'e>(ev: &'e Event, name: &str) -> std::result::Result<&'e [u8], String> {
+    ev.get(name)
+        .and_then(FieldValue::as_bytes)
+        .ok_or_else(|| format!("field `{name}` is missing"))
+}
+
+fn int_field(ev: &Event, name: &str) -> std::result::Result<i64, String> {
+    ev.get(name)
+        .and_then(FieldValue::as_int)
+        .ok_or_else(|| format!("field `{name}` is missing"))
+}
+
+fn str_field<'e>(ev: &'e Event, name: &str) -> std::result::Result<&'e str, String> {
+    ev.get(name)
+        .and_then(FieldValue::as_str)
+        .ok_or_else(|| format!("field `{name}` is missing"))
+}
+
+impl Session<'_> {
+    /// Verifies the log and cross-checks it with the records (see the module docs). Signs a
+    /// head first so the latest operations are covered. Heads must be signed by a key this
+    /// session trusts: its own head-signing key (authenticated by the data key), plus
+    /// `extra_trusted` (for example the agent's AIM identity key).
+    pub fn verify(
+        &mut self,
+        deep: bool,
+        extra_trusted: &[aim_crypto::AgentPublicKey],
+    ) -> Result<VaultVerifyReport> {
+        self.sign_head()?;
+        let conn = self.conn();
+        let mut trusted = vec![self.head_public_key(), self.signer.public_key()];
+        trusted.extend_from_slice(extra_trusted);
+        let opts = VerifyOptions {
+            trusted_keys: trusted,
+            trust_first_key: false,
+            known_head: None,
+        };
+        let mut stored: HashSet<[u8; 16]> = HashSet::new();
+        let mut last_recall: HashMap<[u8; 16], i64> = HashMap::new();
+        let mut checked = 0u64;
+        let mut hook = |_index: u64, ev: &Event| -> std::result::Result<(), String> {
+            checked += 1;
+            self.check_leaf(ev, &mut stored, &mut last_recall)
+        };
+        let audit = AuditLog::verify_with(conn, &opts, &mut hook)?;
+        let mut report = VaultVerifyReport {
+            first_problem: audit.discrepancy.as_ref().map(|d| d.to_string()),
+            audit,
+            records_checked: checked,
+            sealed_checked: 0,
+        };
+        if report.first_problem.is_none() {
+            report.first_problem =
+                self.check_records(&stored, &last_recall, deep, &mut report.sealed_checked)?;
+        }
+        if report.first_problem.is_none()
+            && report.audit.trust_anchor == vault_audit::TrustAnchor::None
+        {
+            report.first_problem = Some("no head in the log is signed by a trusted key".into());
+        }
+        Ok(report)
+    }
+
+    fn check_leaf(
+        &self,
+        ev: &Event,
+        stored: &mut HashSet<[u8; 16]>,
+        last_recall: &mut HashMap<[u8; 16], i64>,
+    ) -> std::result::Result<(), String> {
+        let conn = self.conn();
+        let db = |e: rusqlite::Error| format!("database: {e}");
+        match ev.kind.as_str() {
+            "memory.store" | "memory.tombstone" | "memory.purge" | "memory.recall"
+            | "memory.intent.link" => {
+                let id: [u8; 16] = bytes_field(ev, "memory_id")?
+                    .try_into()
+                    .map_err(|_| "memory_id is not 16 bytes".to_owned())?;
+                let row: Option<(String, i64, Option<i64>)> = conn
+                    .prepare_cached("SELECT profile_id, classification, tombstoned_at_ms FROM memories WHERE memory_id = ?1")
+                    .map_err(db)?
+                    .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+                    .map_err(db)?;
+                let (profile, class, tomb) = row
+                    .ok_or_else(|| format!("memory {} has no record", MemoryId::from_bytes(id)))?;
+                if profile != str_field(ev, "profile")? {
+                    return Err(format!(
+                        "memory {} is recorded under profile `{profile}`",
+                        MemoryId::from_bytes(id)
+                    ));
+                }
+                if let Ok(c) = int_field(ev, "classification") {
+                    if c != class {
+                        return Err(format!(
+                            "memory {} has classification {class}, the log says {c}",
+                            MemoryId::from_bytes(id)
+                        ));
+                    }
+                }
+                match ev.kind.as_str() {
+                    "memory.store" => {
+                        stored.insert(id);
+                    }
+                    "memory.tombstone" | "memory.purge" if tomb.is_none() => {
+                        return Err(format!(
+                            "memory {} was tombstoned but its record holds content again",
+                            MemoryId::from_bytes(id)
+                        ));
+                    }
+                    "memory.recall" => {
+                        last_recall.insert(id, ev.time_ms);
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            "vault.lockdown.enter" => {
+                let epoch = int_field(ev, "lockdown_epoch")?;
+                let n: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM lockdown_log WHERE epoch = ?1")
+                    .map_err(db)?
+                    .query_row([epoch], |r| r.get(0))
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(format!(
+                        "lockdown {epoch} has no record (was it lifted without a key?)"
+                    ));
+                }
+                Ok(())
+            }
+            "profile.create" => {
+                let p = str_field(ev, "profile")?;
+                let n: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM profiles WHERE profile_id = ?1")
+                    .map_err(db)?
+                    .query_row([p], |r| r.get(0))
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(format!("profile `{p}` has no record"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records → log: every memory was stored through the log; cooldown access records are at
+    /// least as recent as the last logged recall; this profile's rows authenticate (deep:
+    /// envelopes, content MACs and commitments too).
+    fn check_records(
+        &self,
+        stored: &HashSet<[u8; 16]>,
+        last_recall: &HashMap<[u8; 16], i64>,
+        deep: bool,
+        sealed: &mut u64,
+    ) -> Result<Option<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT memory_id FROM memories")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: Vec<u8> = r.get(0)?;
+            let arr: [u8; 16] = id.as_slice().try_into().unwrap_or([0; 16]);
+            if !stored.contains(&arr) {
+                return Ok(Some(format!(
+                    "memory {} has no memory.store event in the log",
+                    MemoryId::from_bytes(arr)
+                )));
+            }
+        }
+        let cfg = self.gate_config()?;
+        let sql = format!("SELECT {ROW_COLUMNS} FROM memories WHERE profile_id = ?1 ORDER BY seq");
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([&self.profile])?;
+        while let Some(r) = rows.next()? {
+            let raw = RawRow::from_row(r)?;
+            let seq = raw.seq;
+            let id = MemoryId::from_slice(&raw.memory_id)?;
+            let row = match self.verify_row(raw) {
+                Ok(row) => row,
+                Err(why) => return Ok(Some(format!("memory {id}: {why}"))),
+            };
+            *sealed += 1;
+            let cooldown = row
+                .header
+                .policy
+                .cooldown_ms
+                .max(cfg.level(row.header.classification).min_cooldown_ms);
+            if cooldown > 0 && row.raw.tombstoned_at_ms.is_none() {
+                if let Some(&t) = last_recall.get(id.as_bytes()) {
+                    let last: Option<i64> = conn
+                        .query_row(
+                            "SELECT last_allowed_ms FROM access_state WHERE seq = ?1",
+                            [seq],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if last.is_none_or(|l| l < t) {
+                        return Ok(Some(format!(
+                            "memory {id}: its access record is older than its last logged recall (cooldown rolled back)"
+                        )));
+                    }
+                }
+            }
+            if deep && row.raw.tombstoned_at_ms.is_none() {
+                let (content, meta) = match self.open_row(&row) {
+                    Ok(x) => x,
+                    Err(why) => return Ok(Some(format!("memory {id}: {why}"))),
+                };
+                let leaf: Option<i64> = conn.query_row(
+                    "SELECT store_leaf FROM memories WHERE seq = ?1",
+                    [seq],
+                    |r| r.get(0),
+                )?;
+                let Some(leaf) = leaf.and_then(|l| u64::try_from(l).ok()) else {
+                    return Ok(Some(format!("memory {id}: no store leaf index")));
+                };
+                let ev = AuditLog::leaf(conn, leaf)?;
+                let want = vault_audit::commitment(&meta.commitment_salt, content.expose());
+                if ev.kind != "memory.store"
+                    || ev
+                        .get(vault_audit::COMMITMENT_FIELD)
+                        .and_then(FieldValue::as_bytes)
+                        != Some(&want[..])
+                {
+                    return Ok(Some(format!(
+                        "memory {id}: its content does not open the commitment in leaf {leaf}"
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A self-contained existence proof of memory `id`'s `memory.store` event: the event, its
+    /// inclusion proof and a signed head (a head is signed first). With `open`, the memory is
+    /// recalled through its gates (audited) and the opening (salt and content) is included,
+    /// which discloses the content to whoever checks the proof.
+    pub fn prove(&mut self, id: MemoryId, open: Option<RecallRequest>) -> Result<ExistenceProof> {
+        let leaf: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT store_leaf FROM memories WHERE memory_id = ?1 AND profile_id = ?2",
+                params![&id.as_bytes()[..], self.profile],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let leaf = leaf
+            .ok_or_else(|| VaultError::MemoryNotFound(id.to_string()))?
+            .and_then(|l| u64::try_from(l).ok())
+            .ok_or_else(|| VaultError::Integrity(format!("memory {id} has no store leaf index")))?;
+        let ev = AuditLog::leaf(self.conn(), leaf)?;
+        if ev.kind != "memory.store"
+            || bytes_field(&ev, "memory_id").ok() != Some(&id.as_bytes()[..])
+        {
+            return Err(VaultError::Integrity(format!(
+                "leaf {leaf} is not the store event of memory {id}"
+            )));
+        }
+        let opening = match open {
+            None => None,
+            Some(req) => {
+                let recalled = self.recall(id, req)?;
+                let raw = self
+                    .load_raw(&id)?
+                    .ok_or_else(|| VaultError::MemoryNotFound(id.to_string()))?;
+                let row = self.verify_row(raw).map_err(VaultError::Integrity)?;
+                let (_, meta) = self.open_row(&row).map_err(VaultError::Integrity)?;
+                Some(Opening {
+                    r: meta.commitment_salt.to_vec(),
+                    content: recalled.content.expose().to_vec(),
+                })
+            }
+        };
+        self.sign_head()?;
+        Ok(AuditLog::existence_proof(self.conn(), leaf, opening)?)
+    }
+}
