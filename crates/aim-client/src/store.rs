@@ -565,6 +565,40 @@ mod tests {
         assert!(!store.remove("clear").unwrap());
     }
 
+    #[cfg(all(feature = "keyring", target_os = "linux"))]
+    #[test]
+    fn keyring_protection_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::new(dir.path(), fast());
+        if !keyring::available() {
+            // Sandboxes without a session keyring: keyring protection must fail cleanly and
+            // write nothing (never fall back to clear storage).
+            let err = store
+                .save(&identity("kr"), &KeyProtection::Keyring)
+                .unwrap_err();
+            assert!(err.to_string().contains("OS keyring"), "{err}");
+            assert!(!store.agent_path("kr").unwrap().exists());
+            return;
+        }
+        // A unique name so parallel test runs never share a keyring entry.
+        let name = format!("kr-{}", std::process::id());
+        store.save(&identity(&name), &KeyProtection::Auto).unwrap();
+        let text = fs::read_to_string(store.agent_path(&name).unwrap()).unwrap();
+        assert!(text.contains("keyring-aes256gcm"));
+        assert!(!text.contains(PRIVATE_KEY_64_B64));
+        let loaded = store.load(&name, &KeyProtection::Auto).unwrap().unwrap();
+        assert_eq!(loaded.public_key_b64(), PUBLIC_KEY_B64);
+        assert!(store.remove(&name).unwrap());
+        // The keyring entry went with the file: a restored copy of the file no longer opens.
+        fs::write(store.agent_path(&name).unwrap(), &text).unwrap();
+        fs::set_permissions(
+            store.agent_path(&name).unwrap(),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(store.load(&name, &KeyProtection::Auto).is_err());
+    }
+
     #[test]
     fn names_are_file_safe() {
         for bad in ["", ".hidden", "../x", "a/b", "a b", &"x".repeat(65)] {
