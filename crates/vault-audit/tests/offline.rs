@@ -99,7 +99,9 @@ fn export_verifies_offline_and_tampering_is_found() {
     // A missing leaf line (numbering gap) is located.
     let mut gap: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     gap.remove(3 + 4);
-    let fixed = gap.join("\n").replace(r#""tree_size":24"#, r#""tree_size":23"#);
+    let fixed = gap
+        .join("\n")
+        .replace(r#""tree_size":24"#, r#""tree_size":23"#);
     let fixed = fixed.replace(r#"{"end":24}"#, r#"{"end":23}"#);
     let r = verify_export(fixed.as_bytes(), &pinned(&k)).unwrap();
     assert_eq!(r.discrepancy, Some(Discrepancy::LeafMissing { index: 4 }));
@@ -236,7 +238,11 @@ fn the_file_witness_accepts_extensions_and_rejects_forks_and_rewrites() {
     // A fork: the same key signs another history that diverges at event 7.
     let forked = new_log(&k);
     add(&forked, 0, 7);
-    AuditLog::append(&forked, &Event::new("memory.tombstone", 7).with("memory_id", "x")).unwrap();
+    AuditLog::append(
+        &forked,
+        &Event::new("memory.tombstone", 7).with("memory_id", "x"),
+    )
+    .unwrap();
     add(&forked, 8, 12);
     let f2 = AuditLog::sign_head(&forked, &k, 21).unwrap();
     assert_eq!(f2.tree_size, h2.tree_size);
@@ -327,11 +333,13 @@ fn the_published_head_json_is_exactly_the_documented_shape() {
     assert_eq!(obj["head"]["public_key"], k.public_key().to_b64());
     assert_eq!(obj["consistency"]["old_size"], 4);
     assert_eq!(obj["consistency"]["new_size"], 7);
-    assert!(obj["consistency"]["path"].as_array().unwrap()[0]
-        .as_str()
-        .unwrap()
-        .chars()
-        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        obj["consistency"]["path"].as_array().unwrap()[0]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     // Judge accepts it after h1, as the server must.
     vault_audit::witness::judge(std::slice::from_ref(&h1), &record).unwrap();
     let back: PublishedHead = serde_json::from_value(v).unwrap();
