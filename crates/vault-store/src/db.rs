@@ -154,6 +154,10 @@ CREATE TABLE records(
     change_seq INTEGER NOT NULL,
     PRIMARY KEY(profile_id, namespace, key)
 ) STRICT;
+CREATE TABLE backup_exclusions(
+    memory_id BLOB PRIMARY KEY,
+    backup_id BLOB NOT NULL
+) STRICT;
 CREATE TABLE backups(
     backup_id BLOB PRIMARY KEY,
     file_hash BLOB NOT NULL,
@@ -248,7 +252,7 @@ pub(crate) fn write_tx(conn: &Connection) -> Result<Transaction<'_>> {
     )?)
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
+pub(crate) fn migrate(conn: &Connection) -> Result<()> {
     let tx = write_tx(conn)?;
     let has_version: bool = tx.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'",

@@ -119,8 +119,19 @@ impl Session<'_> {
                     .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()
                     .map_err(db)?;
-                let (profile, class, tomb) = row
-                    .ok_or_else(|| format!("memory {} has no record", MemoryId::from_bytes(id)))?;
+                let Some((profile, class, tomb)) = row else {
+                    let excluded: i64 = conn
+                        .prepare_cached(
+                            "SELECT count(*) FROM backup_exclusions WHERE memory_id = ?1",
+                        )
+                        .map_err(db)?
+                        .query_row([&id[..]], |r| r.get(0))
+                        .map_err(db)?;
+                    if excluded > 0 {
+                        return Ok(());
+                    }
+                    return Err(format!("memory {} has no record", MemoryId::from_bytes(id)));
+                };
                 if profile != str_field(ev, "profile")? {
                     return Err(format!(
                         "memory {} is recorded under profile `{profile}`",
