@@ -66,6 +66,8 @@ pub(crate) fn check(root: &Path, source: &AdvisorySource) -> Result<()> {
             write_config(&root.join("deny.toml"), &config, &db_path)?;
             let config_arg = config.to_string_lossy().into_owned();
             eprintln!("==> advisories from the local copy {}", db.display());
+            // `--offline` also keeps cargo metadata offline: download every crate first.
+            cmd::cargo(&["fetch", "--quiet"])?;
             cmd::cargo(&["deny", "--offline", "--config", &config_arg, "check"])
         }
     }

@@ -6,6 +6,7 @@
 //! * `fuzz`    — every `cargo fuzz` target for a bounded time (needs the nightly toolchain).
 //! * `interop` — the official AIM Python SDK driven against our server.
 
+mod bench;
 mod ci;
 mod cmd;
 mod deny;
@@ -24,13 +25,17 @@ Tasks:
         fmt, clippy, tests, docs, cargo-deny and the SDK interop test, failing fast.
         The RustSec database is taken from --advisory-db, else $AIM_ADVISORY_DB,
         else ../shared/advisory-db when it exists (offline); otherwise it is fetched.
-  bench [FILTER]
-        criterion benchmarks and load generators; prints medians and ratios.
+  bench [-p CRATE]... [FILTER]
+        criterion benchmarks and load generators of the workspace (or of the given crates);
+        prints a summary of medians, throughput, targets and RESULT lines.
   fuzz [--seconds N] [TARGET]
         runs each fuzz target (or TARGET) for N seconds (default 30) with cargo +nightly fuzz.
   interop
         installs the pinned official aim-sdk from PyPI into a virtualenv and drives it
         against our server on a loopback port.
+  deny [--advisory-db PATH]
+        cargo deny check (licences, bans, sources, advisories), offline when a local
+        advisory database is found (same discovery as ci).
   system-deps
         checks (and, as root on Debian, installs) the system packages the build needs.
 ";
@@ -50,25 +55,24 @@ fn run() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match task.as_deref() {
         Some("ci") => ci::run(&root, &rest),
-        Some("bench") => bench(&rest),
+        Some("bench") => bench::run(&root, &rest),
         Some("fuzz") => fuzz::run(&root, &rest),
         Some("interop") => interop(&root),
         Some("system-deps") => system::ensure_packages(),
+        Some("deny") => {
+            let flag = match rest.as_slice() {
+                [f, path] if f == "--advisory-db" => Some(path.as_str()),
+                [] => None,
+                _ => bail!("usage: cargo xtask deny [--advisory-db PATH]"),
+            };
+            deny::check(&root, &deny::AdvisorySource::discover(&root, flag)?)
+        }
         Some("help" | "-h" | "--help") | None => {
             print!("{HELP}");
             Ok(())
         }
         Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
     }
-}
-
-fn bench(rest: &[String]) -> Result<()> {
-    let mut args = vec!["bench", "--workspace", "--all-features"];
-    if let Some(filter) = rest.first() {
-        args.push("--");
-        args.push(filter);
-    }
-    cmd::cargo(&args)
 }
 
 fn interop(root: &std::path::Path) -> Result<()> {
