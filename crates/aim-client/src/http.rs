@@ -128,8 +128,24 @@ impl Transport {
             .map_or(path_and_query, |(p, _)| p);
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
+        let mut last_signed: Option<u64> = None;
         loop {
             attempt += 1;
+            // The server's replay guard rejects a signature it has seen: a retry must not be
+            // signed in the same second as the previous attempt (same bytes, same signature).
+            let mut unix = self.unix_now();
+            if last_signed == Some(unix) {
+                let into_second = self
+                    .clock
+                    .wall()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .subsec_nanos();
+                self.clock
+                    .sleep(Duration::from_nanos(u64::from(1_000_000_000 - into_second)))
+                    .await;
+                unix = self.unix_now().max(unix + 1);
+            }
             let mut timeout = self.request_timeout;
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(self.clock.now());
@@ -148,12 +164,7 @@ impl Transport {
             }
             request = match auth {
                 Auth::Agent { identity, api_key } => {
-                    let unix = self
-                        .clock
-                        .wall()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs();
+                    last_signed = Some(unix);
                     let headers = identity.keypair().sign_request(
                         identity.agent_id(),
                         method.as_str(),
@@ -216,6 +227,14 @@ impl Transport {
                 }
             }
         }
+    }
+
+    fn unix_now(&self) -> u64 {
+        self.clock
+            .wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
     }
 
     /// Sleeps before retry `retry`; false (without sleeping) when that would pass `deadline`.
