@@ -62,3 +62,8 @@ pub use proof::{
 };
 pub use verify::{Discrepancy, RecordHook, TrustAnchor, VerifyOptions, VerifyReport};
 pub use witness::{FileWitness, PublishedHead, Witness, WitnessReceipt};
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
