@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::event::{Event, RESERVED_PREFIX};
 use crate::hash::{Hash, empty_root, leaf_hash};
 use crate::head::SignedTreeHead;
-use crate::log::{AuditLog, from_i64, parse_head};
+use crate::log::{AuditLog, parse_head};
 use crate::proof::{CompactRange, node_position};
 
 /// What a verifier trusts.
@@ -62,6 +62,11 @@ pub enum Discrepancy {
     LeafMissing {
         /// The missing index.
         index: u64,
+    },
+    /// A stored leaf row has an index that cannot be a leaf index (negative).
+    LeafIndexInvalid {
+        /// The stored value.
+        stored: i64,
     },
     /// The stored leaf hash is not `SHA-256(0x00 ‖ stored bytes)`: the leaf was edited.
     LeafHashMismatch {
@@ -196,6 +201,7 @@ impl fmt::Display for Discrepancy {
         use Discrepancy::*;
         match self {
             LeafMissing { index } => write!(f, "event {index} is missing"),
+            LeafIndexInvalid { stored } => write!(f, "a stored event has invalid index {stored}"),
             LeafHashMismatch { index } => {
                 write!(f, "event {index} was altered (stored leaf hash differs)")
             }
@@ -699,7 +705,11 @@ fn verify_db(
     let mut trailing = None;
 
     while let Some(row) = leaf_rows.next()? {
-        let idx = from_i64(row.get::<_, i64>(0)?, "leaf index")?;
+        let raw_idx = row.get::<_, i64>(0)?;
+        let Ok(idx) = u64::try_from(raw_idx) else {
+            stream = Some(Discrepancy::LeafIndexInvalid { stored: raw_idx });
+            break;
+        };
         let stored = row.get_ref(1)?.as_blob().ok();
         let data = row.get_ref(2)?.as_blob().unwrap_or(&[]);
         let mut on_node = |level: u32, index: u64, hash: &Hash| -> Result<Option<Discrepancy>> {
@@ -707,8 +717,8 @@ fn verify_db(
             let Some(nrow) = node_rows.next()? else {
                 return Ok(Some(Discrepancy::NodeMissing { level, index }));
             };
-            let pos = from_i64(nrow.get::<_, i64>(0)?, "node position")?;
-            if pos != expected {
+            let pos = nrow.get::<_, i64>(0)?;
+            if u64::try_from(pos).ok() != Some(expected) {
                 return Ok(Some(Discrepancy::NodeMissing { level, index }));
             }
             next_pos = expected + 1;

@@ -358,6 +358,16 @@ fn deletion_reordering_and_truncation_are_detected() {
     );
     tx.rollback().unwrap();
 
+    // A leaf moved to a negative index.
+    let tx = conn.unchecked_transaction().unwrap();
+    tx.execute("UPDATE audit_leaves SET idx = -5 WHERE idx = 3", [])
+        .unwrap();
+    assert_eq!(
+        verify(&tx, &k),
+        Some(Discrepancy::LeafIndexInvalid { stored: -5 })
+    );
+    tx.rollback().unwrap();
+
     // Delete a middle head.
     let tx = conn.unchecked_transaction().unwrap();
     tx.execute("DELETE FROM audit_heads WHERE seq = 2", [])
