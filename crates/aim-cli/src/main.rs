@@ -4,6 +4,7 @@
 //! this file only parses the command line and dispatches.
 
 mod detect;
+mod vault;
 
 use clap::{Parser, Subcommand};
 
@@ -21,11 +22,14 @@ struct Cli {
 enum Command {
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
+    /// The encrypted memory vault: store, recall (gated), search, lockdown, backup, rotate, verify.
+    Vault(vault::VaultArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Detect(args) => detect::run(args),
+        Command::Vault(args) => vault::run(args),
     }
 }

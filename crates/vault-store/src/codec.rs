@@ -132,14 +132,6 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
-    pub(crate) fn opt_i64(&mut self) -> Result<Option<i64>> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.i64()?)),
-            t => Err(self.err(format!("bad option tag {t}"))),
-        }
-    }
-
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.u32()? as usize;
         self.take(len)
@@ -254,7 +246,8 @@ mod tests {
             let mut r = Reader::new(&v, "test");
             prop_assert_eq!(r.u64().unwrap(), a);
             prop_assert_eq!(r.i64().unwrap(), b);
-            prop_assert_eq!(r.opt_i64().unwrap(), c);
+            prop_assert_eq!(r.u8().unwrap(), u8::from(c.is_some()));
+            if let Some(c) = c { prop_assert_eq!(r.i64().unwrap(), c); }
             prop_assert_eq!(r.bytes().unwrap(), &d[..]);
             prop_assert_eq!(r.str().unwrap(), &e[..]);
             prop_assert_eq!(r.opt_bytes().unwrap(), Some(&d[..]));

@@ -1228,6 +1228,18 @@ impl<'v> Session<'v> {
         Ok(())
     }
 
+    /// The Argon2id parameters of the profile's passphrase slot, if it has one.
+    pub fn passphrase_params(&self) -> Result<Option<Argon2Params>> {
+        Ok(self
+            .vault
+            .slots(&self.profile, self.keys.epoch)?
+            .into_iter()
+            .find(|s| s.slot_id == "passphrase")
+            .and_then(|s| s.kdf_params)
+            .map(|p| Argon2Params::parse(&p))
+            .transpose()?)
+    }
+
     /// Sets (or changes) the passphrase: the data key is re-wrapped; memories are untouched
     /// and the old passphrase stops working. `params` default to the slot's current ones
     /// (or `moderate`).
