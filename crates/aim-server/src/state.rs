@@ -1,0 +1,36 @@
+//! Shared state of a running server.
+
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState(pub(crate) Arc<Inner>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: ServerConfig,
+    pub(crate) db: Db,
+    pub(crate) metrics: Arc<Metrics>,
+    /// `aim_url` returned to registering agents.
+    pub(crate) public_url: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// Now, in milliseconds since the epoch, from the configured clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+}
