@@ -9,6 +9,7 @@
 //! | [`aead`] | AES-256-GCM seal/open with associated data in a versioned envelope |
 //! | [`kdf`] | Argon2id with named, stored parameter sets; HKDF-SHA256; constant-time comparison |
 //! | [`hash`] | SHA-256 and HMAC-SHA256 |
+//! | [`legacy`] | HMAC-SHA1, only for RFC 6238 one-time passwords |
 //! | [`secret`] | zeroizing secret types whose `Debug` never shows their contents |
 //! | [`test_vectors`] | the AIM Python SDK's byte-exact test vectors |
 //!
@@ -38,6 +39,7 @@ mod error;
 pub mod hash;
 pub mod identity;
 pub mod kdf;
+pub mod legacy;
 pub mod random;
 pub mod request;
 pub mod secret;
