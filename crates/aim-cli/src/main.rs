@@ -4,6 +4,7 @@
 //! this file only parses the command line and dispatches.
 
 mod detect;
+mod server;
 mod vault;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
+    /// Run the AIM identity server, or `aim server init` to create the first organization and admin key.
+    Server(server::ServerArgs),
     /// The encrypted memory vault: store, recall (gated), search, lockdown, backup, rotate, verify.
     Vault(vault::VaultArgs),
 }
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Detect(args) => detect::run(args),
+        Command::Server(args) => server::run(args),
         Command::Vault(args) => vault::run(args),
     }
 }

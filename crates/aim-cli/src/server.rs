@@ -1,0 +1,165 @@
+//! `aim server`: run the AIM identity server, and `aim server init` to create the first
+//! organization, its admin and an admin API key (printed once, on a line of its own).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Run the AIM identity server (`aim server`), or initialize its data directory (`aim server init`).
+///
+/// On an empty data directory `aim server` initializes it first and prints the admin API key,
+/// so one command starts a working server.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCommand>,
+    #[command(flatten)]
+    serve: ServeOpts,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
+    /// Create the first organization and admin; prints the admin API key once.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct DataDir {
+    /// Directory holding the server's SQLite database.
+    #[arg(long, env = "AIM_DATA_DIR", default_value = "./aim-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct FirstOrg {
+    /// Name of the first organization (used only when initializing).
+    #[arg(long, env = "AIM_ORG_NAME", default_value = "default")]
+    org_name: String,
+    /// E-mail of the first admin (used only when initializing).
+    #[arg(long, env = "AIM_ADMIN_EMAIL", default_value = "admin@localhost")]
+    admin_email: String,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    #[command(flatten)]
+    data: DataDir,
+    #[command(flatten)]
+    org: FirstOrg,
+}
+
+#[derive(Debug, Args)]
+struct ServeOpts {
+    #[command(flatten)]
+    data: DataDir,
+    /// Address to listen on.
+    #[arg(long, env = "AIM_ADDR", default_value = aim_server::DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Base URL agents are told to use (`aim_url`); defaults to http://<addr>.
+    #[arg(long, env = "AIM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Seconds a pending verification waits for a person before it expires.
+    #[arg(long, env = "AIM_PENDING_TTL_SECS", default_value_t = 900)]
+    pending_ttl_secs: u64,
+    /// Log format.
+    #[arg(long, env = "AIM_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(flatten)]
+    org: FirstOrg,
+}
+
+pub(crate) fn run(args: ServerArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        Some(ServerCommand::Init(init)) => runtime.block_on(init_cmd(init)),
+        None => {
+            init_logging(args.serve.log_format);
+            runtime.block_on(serve(args.serve))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Ignore the error of a second initialization (tests, embedding).
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn print_first_key(out: &aim_server::InitOutput, org: &FirstOrg) {
+    println!(
+        "Initialized organization '{}' (id {}) with admin {}.",
+        org.org_name.trim(),
+        out.organization_id,
+        org.admin_email.trim()
+    );
+    println!("Admin API key (shown once; store it now, it cannot be retrieved again):");
+    println!("{}", out.admin_api_key.expose());
+}
+
+async fn init_cmd(args: InitArgs) -> Result<()> {
+    let config = aim_server::ServerConfig::new(&args.data.data_dir);
+    let out = aim_server::init(&config, &args.org.org_name, &args.org.admin_email)
+        .await
+        .with_context(|| format!("initializing {}", args.data.data_dir.display()))?;
+    print_first_key(&out, &args.org);
+    Ok(())
+}
+
+async fn serve(opts: ServeOpts) -> Result<()> {
+    let mut config = aim_server::ServerConfig::new(&opts.data.data_dir).with_addr(opts.addr);
+    config.public_url = opts.public_url.clone();
+    config.pending_ttl = Duration::from_secs(opts.pending_ttl_secs.max(1));
+    if !aim_server::is_initialized(&config).await? {
+        let out = aim_server::init(&config, &opts.org.org_name, &opts.org.admin_email)
+            .await
+            .with_context(|| format!("initializing {}", opts.data.data_dir.display()))?;
+        print_first_key(&out, &opts.org);
+    }
+    let server = aim_server::Server::start(config)
+        .await
+        .with_context(|| format!("starting the server on {}", opts.addr))?;
+    println!("AIM server listening on {}", server.url());
+    server.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
