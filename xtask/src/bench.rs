@@ -38,12 +38,29 @@ const TARGETS: &[Target] = &[
 /// Runs the benchmarks (optionally only those matching `filter`) and prints the summary.
 pub(crate) fn run(root: &Path, rest: &[String]) -> Result<()> {
     let started = SystemTime::now();
-    let mut args: Vec<String> = ["bench", "--workspace", "--all-features"]
-        .map(String::from)
-        .into();
-    if let Some(filter) = rest.first() {
+    let mut args: Vec<String> = vec!["bench".into(), "--all-features".into()];
+    let mut packages = Vec::new();
+    let mut filter = None;
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-p" | "--package" => {
+                packages.push(it.next().context("-p needs a crate name")?.clone())
+            }
+            other if other.starts_with('-') => bail!("unknown option for bench: {other}"),
+            other => filter = Some(other.to_string()),
+        }
+    }
+    if packages.is_empty() {
+        args.push("--workspace".into());
+    }
+    for p in packages {
+        args.push("-p".into());
+        args.push(p);
+    }
+    if let Some(filter) = filter {
         args.push("--".into());
-        args.push(filter.clone());
+        args.push(filter);
     }
     eprintln!("\n==> cargo {}", args.join(" "));
     let mut child = Command::new("cargo")
