@@ -97,6 +97,160 @@ impl AdminClient {
     }
 }
 
+/// The administration routes, in one place (see `docs/api.md` of `aim-server`).
+pub mod routes {
+    /// Agents collection.
+    pub const AGENTS: &str = "/api/v1/agents";
+    /// Verifications collection (administrator view).
+    pub const VERIFICATIONS: &str = "/api/v1/verifications";
+    /// Capability requests (administrator view).
+    pub const CAPABILITY_REQUESTS: &str = "/api/v1/admin/capability-requests";
+    /// Policies.
+    pub const POLICIES: &str = "/api/v1/admin/security-policies";
+    /// Audit log.
+    pub const AUDIT: &str = "/api/v1/admin/audit-logs";
+}
+
+impl AdminClient {
+    /// All agents of the key's organization.
+    pub async fn list_agents(&self) -> Result<Value> {
+        self.get(routes::AGENTS).await.map(|v| unwrap_list(v, "agents"))
+    }
+
+    /// One agent by id, or by name (looked up in the list).
+    pub async fn get_agent(&self, id_or_name: &str) -> Result<Value> {
+        let id = self.resolve_agent(id_or_name).await?;
+        self.get(&format!("{}/{}", routes::AGENTS, encode_component(&id)))
+            .await
+            .map(|v| v.get("agent").cloned().unwrap_or(v))
+    }
+
+    /// The id of an agent given by id or name.
+    pub async fn resolve_agent(&self, id_or_name: &str) -> Result<String> {
+        if crate::identity::is_uuid(id_or_name) {
+            return Ok(id_or_name.to_owned());
+        }
+        let agents = self.list_agents().await?;
+        agents
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a.get("name").and_then(Value::as_str) == Some(id_or_name))
+            .and_then(|a| a.get("id").and_then(Value::as_str))
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Http {
+                status: 404,
+                url: format!("{}{}", self.server_url(), routes::AGENTS),
+                message: format!("no agent named `{id_or_name}`"),
+            })
+    }
+
+    /// Sets an agent's status: `suspend`, `reactivate` or `revoke`.
+    pub async fn agent_action(&self, id_or_name: &str, action: &str) -> Result<Value> {
+        let id = self.resolve_agent(id_or_name).await?;
+        self.post(
+            &format!("{}/{}/{action}", routes::AGENTS, encode_component(&id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Verifications waiting for a person.
+    pub async fn pending_verifications(&self) -> Result<Value> {
+        self.get(&format!("{}?status=pending", routes::VERIFICATIONS))
+            .await
+            .map(|v| unwrap_list(v, "verifications"))
+    }
+
+    /// Approves (`approve`) or denies (`deny`) a pending verification with a reason.
+    pub async fn decide_verification(&self, id: &str, decision: &str, reason: &str) -> Result<Value> {
+        self.post(
+            &format!("{}/{}/{decision}", routes::VERIFICATIONS, encode_component(id)),
+            &serde_json::json!({ "reason": reason }),
+        )
+        .await
+    }
+
+    /// Grants capability `capability` to an agent.
+    pub async fn grant_capability(&self, agent: &str, capability: &str) -> Result<Value> {
+        let id = self.resolve_agent(agent).await?;
+        self.post(
+            &format!("{}/{}/capabilities", routes::AGENTS, encode_component(&id)),
+            &serde_json::json!({ "capabilityType": capability }),
+        )
+        .await
+    }
+
+    /// Revokes capability `capability` from an agent.
+    pub async fn revoke_capability(&self, agent: &str, capability: &str) -> Result<Value> {
+        let id = self.resolve_agent(agent).await?;
+        self.delete(&format!(
+            "{}/{}/capabilities/{}",
+            routes::AGENTS,
+            encode_component(&id),
+            encode_component(capability)
+        ))
+        .await
+    }
+
+    /// Capability requests, optionally filtered by status (`pending`, ...).
+    pub async fn capability_requests(&self, status: Option<&str>) -> Result<Value> {
+        let path = match status {
+            Some(s) => format!("{}?status={}", routes::CAPABILITY_REQUESTS, encode_component(s)),
+            None => routes::CAPABILITY_REQUESTS.to_owned(),
+        };
+        self.get(&path).await.map(|v| unwrap_list(v, "requests"))
+    }
+
+    /// Approves (`approve`) or rejects (`reject`) a capability request.
+    pub async fn decide_capability_request(&self, id: &str, decision: &str) -> Result<Value> {
+        self.post(
+            &format!("{}/{}/{decision}", routes::CAPABILITY_REQUESTS, encode_component(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// All policies.
+    pub async fn list_policies(&self) -> Result<Value> {
+        self.get(routes::POLICIES).await.map(|v| unwrap_list(v, "policies"))
+    }
+
+    /// Creates a policy from its JSON description.
+    pub async fn create_policy(&self, policy: &Value) -> Result<Value> {
+        self.post(routes::POLICIES, policy).await
+    }
+
+    /// Deletes a policy.
+    pub async fn delete_policy(&self, id: &str) -> Result<Value> {
+        self.delete(&format!("{}/{}", routes::POLICIES, encode_component(id)))
+            .await
+    }
+
+    /// Audit log entries, newest first, optionally for one agent.
+    pub async fn audit(&self, agent: Option<&str>, limit: u32) -> Result<Value> {
+        let mut path = format!("{}?limit={limit}", routes::AUDIT);
+        if let Some(agent) = agent {
+            let id = self.resolve_agent(agent).await?;
+            path.push_str(&format!("&agent_id={}", encode_component(&id)));
+        }
+        self.get(&path).await.map(|v| unwrap_list(v, "entries"))
+    }
+}
+
+/// Takes the array out of `{"<key>": [...]}` wrappers (also `items`, `data`); arrays pass.
+fn unwrap_list(value: Value, key: &str) -> Value {
+    if value.is_array() {
+        return value;
+    }
+    for k in [key, "items", "data", "logs"] {
+        if let Some(list) = value.get(k).filter(|v| v.is_array()) {
+            return list.clone();
+        }
+    }
+    value
+}
+
 /// Percent-encodes a path segment or query value (everything but unreserved characters).
 pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

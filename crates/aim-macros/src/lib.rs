@@ -17,6 +17,47 @@
 //!
 //! The function must return `Result<T, E>` with `E: From<aim_client::Error> + Display`: a
 //! verification failure is returned as `Err(E::from(error))` without running the body.
+//!
+//! ```no_run
+//! #[aim_macros::action("read_database", resource = "customers", crate = ::aim_client)]
+//! fn count_customers() -> Result<u64, aim_client::Error> {
+//!     Ok(42)
+//! }
+//! ```
+//!
+//! A function that cannot return the verification error does not compile:
+//!
+//! ```compile_fail
+//! #[aim_macros::action("read_database", crate = ::aim_client)]
+//! fn no_result() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[aim_macros::action("read_database", crate = ::aim_client)]
+//! fn not_a_result() -> u64 { 1 }
+//! ```
+//!
+//! ```compile_fail
+//! struct Plain;
+//! impl std::fmt::Display for Plain {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("x") }
+//! }
+//! // `Plain` has no `From<aim_client::Error>`.
+//! #[aim_macros::action("read_database", crate = ::aim_client)]
+//! fn wrong_error() -> Result<u64, Plain> { Ok(1) }
+//! ```
+//!
+//! Arguments are checked:
+//!
+//! ```compile_fail
+//! #[aim_macros::action(resource = "customers", crate = ::aim_client)]
+//! fn missing_action() -> Result<u64, aim_client::Error> { Ok(1) }
+//! ```
+//!
+//! ```compile_fail
+//! #[aim_macros::action("read_database", resorce = "typo", crate = ::aim_client)]
+//! fn typo() -> Result<u64, aim_client::Error> { Ok(1) }
+//! ```
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -27,7 +68,7 @@ use syn::{Expr, ItemFn, LitStr, Path, ReturnType, Token, parse_macro_input};
 
 /// Guards a function with AIM action verification. See the crate documentation.
 ///
-/// ```ignore
+/// ```text
 /// #[aim::action("read_database", resource = "customers")]
 /// fn count_customers() -> Result<u64, aim::client::Error> {
 ///     Ok(42)
