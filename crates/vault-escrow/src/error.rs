@@ -131,6 +131,45 @@ pub enum EscrowError {
     /// The vault refused or failed an operation.
     #[error("vault: {0}")]
     Vault(String),
+    /// The vault store refused or failed an operation.
+    #[error(transparent)]
+    Store(#[from] vault_store::VaultError),
+    /// No such escrow in this profile.
+    #[error(
+        "no escrow {escrow_id} for profile `{profile}` in this vault (`aim vault escrow list` shows them)"
+    )]
+    UnknownEscrow {
+        /// The profile.
+        profile: String,
+        /// The escrow id.
+        escrow_id: String,
+    },
+    /// The escrow can no longer recover the profile.
+    #[error("escrow {escrow_id} is {status}: its shares no longer unlock the profile{hint}")]
+    EscrowNotActive {
+        /// The escrow id.
+        escrow_id: String,
+        /// `superseded` or `invalidated`.
+        status: &'static str,
+        /// What to do.
+        hint: String,
+    },
+    /// The shares belong to another vault.
+    #[error("the shares are for vault {shares_vault}, but this vault is {this_vault}")]
+    WrongVault {
+        /// The vault id the shares carry.
+        shares_vault: String,
+        /// This vault's id.
+        this_vault: String,
+    },
+    /// The dead-man switch passed its deadline: it can be released and no longer reset.
+    #[error("the dead-man switch passed its deadline {} ago; it may already have been released and can no longer be checked in{hint}", crate::deadman::human_duration(*.overdue_ms))]
+    Overdue {
+        /// How long ago the deadline passed, in ms.
+        overdue_ms: i64,
+        /// What the owner can do.
+        hint: &'static str,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

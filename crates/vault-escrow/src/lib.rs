@@ -6,6 +6,7 @@
 //! | [`shamir`] | split a 256-bit key into K-of-N shares (blahaj) and combine them, validating first |
 //! | [`deadman`] | the dead-man switch state machine: heirs, deadline, sealed packages, release |
 //! | [`holder`] | age encryption of shares and packages to X25519 and ssh-ed25519 holders |
+//! | [`vault`] | the same wired to a `vault-store` vault: recovery slots, records, recall, recovery |
 
 mod base32;
 pub mod deadman;
@@ -13,6 +14,7 @@ mod error;
 pub mod holder;
 pub mod shamir;
 pub mod share;
+pub mod vault;
 
 pub use error::{EscrowError, Result};
 pub use holder::{HolderIdentities, HolderRecipient, RecipientFingerprint};
