@@ -2,13 +2,20 @@
 //! lines (medians of 3 timed rounds where it applies).
 //!
 //! Run with `cargo bench -p vault-store --bench vault` (or `cargo xtask bench`).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use vault_store::{Argon2Params, Enrollment, KeySource, MemoryId, MemoryInput, RecallRequest, SearchQuery, Vault};
+use vault_store::{
+    Argon2Params, Enrollment, KeySource, MemoryId, MemoryInput, RecallRequest, SearchQuery, Vault,
+};
 
 const CHILD: &str = "VAULT_BENCH_IMPORT_CHILD";
 const IMPORT_N: usize = 1_000_000;
@@ -28,7 +35,10 @@ impl Rng {
 }
 
 fn vocabulary() -> Vec<String> {
-    let syl = ["ka", "lo", "mi", "ren", "to", "sha", "vel", "dor", "qui", "ne", "ba", "zu", "fen", "gra", "ty"];
+    let syl = [
+        "ka", "lo", "mi", "ren", "to", "sha", "vel", "dor", "qui", "ne", "ba", "zu", "fen", "gra",
+        "ty",
+    ];
     let mut out = Vec::new();
     for a in syl {
         for b in syl {
@@ -58,7 +68,10 @@ fn fast() -> Argon2Params {
 
 fn new_vault(dir: &Path, name: &str) -> Vault {
     let v = Vault::open(dir.join(name)).unwrap();
-    v.create_profile("agent", Enrollment::passphrase_with("pw", fast())).unwrap().close().unwrap();
+    v.create_profile("agent", Enrollment::passphrase_with("pw", fast()))
+        .unwrap()
+        .close()
+        .unwrap();
     v
 }
 
@@ -71,16 +84,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn raw_baseline(dir: &Path, n: usize) -> f64 {
     let path = dir.join(format!("raw-{}.db", std::process::id()));
     let c = Connection::open(&path).unwrap();
-    c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
+    c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, k BLOB NOT NULL, v BLOB NOT NULL)").unwrap();
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, k BLOB NOT NULL, v BLOB NOT NULL)",
+    )
+    .unwrap();
     let payload = vec![7u8; 140];
     let t = Instant::now();
     for i in 0..n {
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
         c.prepare_cached("INSERT INTO t(k, v) VALUES (?1, ?2)")
             .unwrap()
-            .execute(rusqlite::params![(i as u64).to_be_bytes().to_vec(), payload])
+            .execute(rusqlite::params![
+                (i as u64).to_be_bytes().to_vec(),
+                payload
+            ])
             .unwrap();
         c.execute_batch("COMMIT").unwrap();
     }
@@ -93,13 +113,17 @@ fn import_child() {
         .durability(vault_store::Durability::Full)
         .open(Path::new(&dir).join("import.db"))
         .unwrap();
-    let mut s = v.create_profile("agent", Enrollment::passphrase_with("pw", fast())).unwrap();
+    let mut s = v
+        .create_profile("agent", Enrollment::passphrase_with("pw", fast()))
+        .unwrap();
     let vocab = vocabulary();
     let mut rng = Rng(42);
     let t = Instant::now();
     let mut done = 0;
     while done < IMPORT_N {
-        let batch: Vec<MemoryInput> = (0..5_000).map(|_| MemoryInput::text(sentence(&mut rng, &vocab))).collect();
+        let batch: Vec<MemoryInput> = (0..5_000)
+            .map(|_| MemoryInput::text(sentence(&mut rng, &vocab)))
+            .collect();
         done += s.store_batch(batch).unwrap().len();
     }
     let secs = t.elapsed().as_secs_f64();
@@ -115,7 +139,11 @@ fn main() {
         import_child();
         return;
     }
-    let dir = tempfile::tempdir_in(std::env::var("VAULT_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().to_string_lossy().into())).unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var("VAULT_BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().to_string_lossy().into()),
+    )
+    .unwrap();
     let vocab = vocabulary();
     let mut rng = Rng(7);
 
@@ -129,7 +157,10 @@ fn main() {
         raw.push(raw_baseline(dir.path(), n));
         let t = Instant::now();
         for _ in 0..n {
-            ids.push(s.store(MemoryInput::text(sentence(&mut rng, &vocab))).unwrap());
+            ids.push(
+                s.store(MemoryInput::text(sentence(&mut rng, &vocab)))
+                    .unwrap(),
+            );
         }
         stores.push(n as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
@@ -159,13 +190,18 @@ fn main() {
     let mut s = v.unlock("agent", KeySource::passphrase("pw")).unwrap();
     let mut rates = Vec::new();
     for _ in 0..3 {
-        let batch: Vec<MemoryInput> = (0..10_000).map(|_| MemoryInput::text(sentence(&mut rng, &vocab))).collect();
+        let batch: Vec<MemoryInput> = (0..10_000)
+            .map(|_| MemoryInput::text(sentence(&mut rng, &vocab)))
+            .collect();
         let t = Instant::now();
         s.store_batch(batch).unwrap();
         rates.push(10_000.0 / t.elapsed().as_secs_f64());
     }
     let b = median(rates);
-    println!("RESULT vault.store_batch median={b:.0}/s target>=20000 {}", if b >= 20_000.0 { "PASS" } else { "FAIL" });
+    println!(
+        "RESULT vault.store_batch median={b:.0}/s target>=20000 {}",
+        if b >= 20_000.0 { "PASS" } else { "FAIL" }
+    );
     drop(s);
     drop(v);
 
@@ -173,7 +209,9 @@ fn main() {
     let v = new_vault(dir.path(), "search.db");
     let mut s = v.unlock("agent", KeySource::passphrase("pw")).unwrap();
     for _ in 0..SEARCH_N / 10_000 {
-        let batch: Vec<MemoryInput> = (0..10_000).map(|_| MemoryInput::text(sentence(&mut rng, &vocab))).collect();
+        let batch: Vec<MemoryInput> = (0..10_000)
+            .map(|_| MemoryInput::text(sentence(&mut rng, &vocab)))
+            .collect();
         s.store_batch(batch).unwrap();
     }
     let mut lat = Vec::new();
@@ -181,7 +219,11 @@ fn main() {
         let q = if i % 2 == 0 {
             vocab[rng.below(vocab.len())].clone()
         } else {
-            format!("{} {}", vocab[rng.below(vocab.len() / 4)], vocab[rng.below(vocab.len() / 4)])
+            format!(
+                "{} {}",
+                vocab[rng.below(vocab.len() / 4)],
+                vocab[rng.below(vocab.len() / 4)]
+            )
         };
         let t = Instant::now();
         let _ = s.search(&SearchQuery::new(q).limit(20)).unwrap();
@@ -194,7 +236,11 @@ fn main() {
         "RESULT vault.search_100k p50={:.2}ms p99={:.2}ms target p50<=10ms {}",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
-        if p50 <= Duration::from_millis(10) { "PASS" } else { "FAIL" }
+        if p50 <= Duration::from_millis(10) {
+            "PASS"
+        } else {
+            "FAIL"
+        }
     );
     drop(s);
     drop(v);
@@ -205,9 +251,16 @@ fn main() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("IMPORT ")).expect("import child output");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("IMPORT "))
+        .expect("import child output");
     let f: Vec<&str> = line.split_whitespace().collect();
-    let (count, secs, kib): (f64, f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+    let (count, secs, kib): (f64, f64, f64) = (
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+    );
     let mib = kib / 1024.0;
     println!(
         "RESULT vault.import_1m peak_rss={mib:.0}MiB rate={:.0}/s target<=200MiB {}",

@@ -869,7 +869,7 @@ impl Session<'_> {
         opts: &BackupOptions,
         root: &SecretKey,
         protection: HeaderProtection,
-    ) -> Result<(BackupReport, i64, Vec<(String, i64, i64)>)> {
+    ) -> Result<(BackupReport, i64, Ranges)> {
         let conn = self.conn();
         // One read transaction: a consistent snapshot while other processes keep writing.
         let snap = conn.unchecked_transaction()?;
@@ -1012,6 +1012,9 @@ impl Session<'_> {
     }
 }
 
+/// Append-only table ranges: (table, exclusive lower key, inclusive upper key).
+type Ranges = Vec<(String, i64, i64)>;
+
 struct ParentInfo {
     file_hash: [u8; 32],
     change_seq: i64,
@@ -1142,7 +1145,13 @@ impl Vault {
     /// Restores a backup chain (a full backup followed by its incrementals, in order) into a
     /// new vault at `target`, which must not exist. Everything is verified before anything is
     /// written; the vault appears at `target` only when complete.
-    pub fn restore(target: &Path, chain: &[PathBuf], key: &BackupKey) -> Result<RestoreReport> {
+    pub fn restore<P: AsRef<Path>>(
+        target: &Path,
+        chain: &[P],
+        key: &BackupKey,
+    ) -> Result<RestoreReport> {
+        let chain: Vec<PathBuf> = chain.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let chain = chain.as_slice();
         if chain.is_empty() {
             return Err(VaultError::InvalidInput("no backup files given".into()));
         }

@@ -189,14 +189,15 @@ fn migrate_v1(tx: &Transaction<'_>) -> Result<()> {
 
 /// Creates the vault file (0600) and any missing parent directories (0700).
 pub(crate) fn create_file(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(|e| VaultError::io("cannot create directory", parent, e))?;
-        }
+    if let Some(parent) = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| VaultError::io("cannot create directory", parent, e))?;
     }
     std::fs::OpenOptions::new()
         .write(true)

@@ -35,6 +35,9 @@ pub struct Record {
     pub updated_at_ms: i64,
 }
 
+/// (sealing, value, updated_at_ms, key_epoch, mac) as stored.
+type RecordRow = (i64, Vec<u8>, i64, i64, Vec<u8>);
+
 /// Largest record value (1 MiB).
 pub const MAX_RECORD: usize = 1 << 20;
 
@@ -138,7 +141,7 @@ impl Session<'_> {
 
     /// Reads and authenticates a record (decrypting a sealed one).
     pub fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
-        let row: Option<(i64, Vec<u8>, i64, i64, Vec<u8>)> = self
+        let row: Option<RecordRow> = self
             .conn()
             .query_row(
                 "SELECT sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id=?1 AND namespace=?2 AND key=?3",

@@ -393,7 +393,7 @@ impl Session<'_> {
         let vid = *self.vid();
         let profile = self.profile.clone();
         // Records: re-authenticate (and re-seal sealed ones) under the new key.
-        let records: Vec<(String, String, i64, Vec<u8>, i64, i64, Vec<u8>)> = tx
+        let records: Vec<FullRecordRow> = tx
             .prepare("SELECT namespace, key, sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id = ?1")?
             .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -428,7 +428,7 @@ impl Session<'_> {
             )?;
         }
         let cfg = self.gate_config()?;
-        store_gate_config(&tx, &vid, &profile, target, &cfg)?;
+        store_gate_config(tx, &vid, &profile, target, &cfg)?;
         let exits: Vec<(i64, i64, i64, Vec<u8>)> = tx
             .prepare("SELECT epoch, exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE profile_id = ?1")?
             .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -457,14 +457,12 @@ impl Session<'_> {
             .optional()?;
         let lock = self.lockdown_check()?;
         if lock.tampered.is_none() {
-            crate::session::write_profile_state(
-                &tx, &vid, &profile, target, lock.epoch, lock.size,
-            )?;
+            crate::session::write_profile_state(tx, &vid, &profile, target, lock.epoch, lock.size)?;
         } else if let Some((e, size)) = state {
             // Keep the (suspicious) checkpoint as it was, re-authenticated, so the tampering
             // stays visible after the rotation.
             crate::session::write_profile_state(
-                &tx,
+                tx,
                 &vid,
                 &profile,
                 target,
@@ -514,6 +512,9 @@ impl Session<'_> {
         Ok(moved)
     }
 }
+
+/// (namespace, key, sealing, value, updated_at_ms, key_epoch, mac) as stored.
+type FullRecordRow = (String, String, i64, Vec<u8>, i64, i64, Vec<u8>);
 
 enum Update {
     Live(Box<crate::session::NewRow>),

@@ -1102,7 +1102,7 @@ impl<'v> Session<'v> {
                 continue;
             };
             if row.header.classification != Classification::Ephemeral
-                || !row.header.policy.expires_at_ms.is_some_and(|at| at <= now)
+                || row.header.policy.expires_at_ms.is_none_or(|at| at > now)
             {
                 continue;
             }
@@ -1520,7 +1520,7 @@ pub(crate) fn seal_row(
             )
         }))
         .collect();
-    labels.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+    labels.sort_by_key(|l| (l.0 as u8, l.1));
     labels.dedup();
     let commitment = vault_audit::commitment(&meta.commitment_salt, content);
     Ok(NewRow {

@@ -138,13 +138,13 @@ impl Session<'_> {
                         MemoryId::from_bytes(id)
                     ));
                 }
-                if let Ok(c) = int_field(ev, "classification") {
-                    if c != class {
-                        return Err(format!(
-                            "memory {} has classification {class}, the log says {c}",
-                            MemoryId::from_bytes(id)
-                        ));
-                    }
+                if let Ok(c) = int_field(ev, "classification")
+                    && c != class
+                {
+                    return Err(format!(
+                        "memory {} has classification {class}, the log says {c}",
+                        MemoryId::from_bytes(id)
+                    ));
                 }
                 match ev.kind.as_str() {
                     "memory.store" => {
@@ -234,20 +234,21 @@ impl Session<'_> {
                 .policy
                 .cooldown_ms
                 .max(cfg.level(row.header.classification).min_cooldown_ms);
-            if cooldown > 0 && row.raw.tombstoned_at_ms.is_none() {
-                if let Some(&t) = last_recall.get(id.as_bytes()) {
-                    let last: Option<i64> = conn
-                        .query_row(
-                            "SELECT last_allowed_ms FROM access_state WHERE seq = ?1",
-                            [seq],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if last.is_none_or(|l| l < t) {
-                        return Ok(Some(format!(
-                            "memory {id}: its access record is older than its last logged recall (cooldown rolled back)"
-                        )));
-                    }
+            if cooldown > 0
+                && row.raw.tombstoned_at_ms.is_none()
+                && let Some(&t) = last_recall.get(id.as_bytes())
+            {
+                let last: Option<i64> = conn
+                    .query_row(
+                        "SELECT last_allowed_ms FROM access_state WHERE seq = ?1",
+                        [seq],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if last.is_none_or(|l| l < t) {
+                    return Ok(Some(format!(
+                        "memory {id}: its access record is older than its last logged recall (cooldown rolled back)"
+                    )));
                 }
             }
             if deep && row.raw.tombstoned_at_ms.is_none() {

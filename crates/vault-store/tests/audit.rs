@@ -1,5 +1,6 @@
 //! Audit integration: every operation leaves a leaf in its own transaction, `verify` names the
 //! first discrepancy, flipping any byte of a stored record is detected, proofs check offline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Backups: full and incremental chains, both protections, level-5 exclusion, corruption and
 //! truncation rejected before anything is written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -68,7 +69,7 @@ fn full_and_incremental_chain_restores_everything() {
     drop(s);
 
     let target = f.dir.path().join("restored").join("vault.db");
-    let rep = Vault::restore(&target, &[full.clone(), inc.clone()], &bkey()).unwrap();
+    let rep = Vault::restore(&target, &[&full, &inc], &bkey()).unwrap();
     assert_eq!(rep.vault_id, v.id());
     let rv = Vault::open(&target).unwrap();
     let mut rs = rv.unlock("agent", pw()).unwrap();
@@ -116,20 +117,20 @@ fn full_and_incremental_chain_restores_everything() {
 
     // The full backup alone restores the earlier state; a chain out of order is refused.
     let t2 = f.dir.path().join("r2.db");
-    Vault::restore(&t2, &[full.clone()], &bkey()).unwrap();
-    let e = Vault::restore(&f.dir.path().join("r3.db"), &[inc.clone()], &bkey()).unwrap_err();
+    Vault::restore(&t2, &[&full], &bkey()).unwrap();
+    let e = Vault::restore(&f.dir.path().join("r3.db"), &[&inc], &bkey()).unwrap_err();
     assert!(
         e.to_string().contains("must start with a full backup"),
         "{e}"
     );
     assert!(matches!(
-        Vault::restore(&target, &[full.clone()], &bkey()),
+        Vault::restore(&target, &[&full], &bkey()),
         Err(VaultError::VaultExists(_))
     ));
     assert!(
         Vault::restore(
             &f.dir.path().join("r4.db"),
-            &[full],
+            &[&full],
             &BackupKey::Passphrase(SecretBytes::from("no".to_string()))
         )
         .is_err()
@@ -156,14 +157,14 @@ fn profile_key_backups_restore_with_the_profile_passphrase() {
     assert!(
         Vault::restore(
             &t,
-            &[out.clone()],
+            &[&out],
             &BackupKey::Profile(KeySource::passphrase("wrong"))
         )
         .is_err()
     );
-    assert!(Vault::restore(&t, &[out.clone()], &bkey()).is_err());
+    assert!(Vault::restore(&t, &[&out], &bkey()).is_err());
     assert!(!t.exists());
-    Vault::restore(&t, &[out], &BackupKey::Profile(pw())).unwrap();
+    Vault::restore(&t, &[&out], &BackupKey::Profile(pw())).unwrap();
     let rv = Vault::open(&t).unwrap();
     assert_eq!(
         rv.unlock("agent", pw())
@@ -233,7 +234,7 @@ fn corrupted_or_truncated_backups_change_nothing() {
         let mut b = good.clone();
         b[i] ^= 0x01;
         std::fs::write(&bad, &b).unwrap();
-        let e = Vault::restore(&target, &[bad.clone()], &bkey()).unwrap_err();
+        let e = Vault::restore(&target, &[&bad], &bkey()).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -245,7 +246,7 @@ fn corrupted_or_truncated_backups_change_nothing() {
     }
     for cut in [0, 5, 14, 40, good.len() / 2, good.len() - 1] {
         std::fs::write(&bad, &good[..cut]).unwrap();
-        let e = Vault::restore(&target, &[bad.clone()], &bkey()).unwrap_err();
+        let e = Vault::restore(&target, &[&bad], &bkey()).unwrap_err();
         assert!(
             matches!(e, VaultError::Backup(_) | VaultError::Corrupt { .. }),
             "cut {cut}: {e}"
@@ -256,7 +257,7 @@ fn corrupted_or_truncated_backups_change_nothing() {
     b.push(0);
     std::fs::write(&bad, &b).unwrap();
     assert!(
-        Vault::restore(&target, &[bad.clone()], &bkey())
+        Vault::restore(&target, &[&bad], &bkey())
             .unwrap_err()
             .to_string()
             .contains("trailing")
@@ -264,7 +265,7 @@ fn corrupted_or_truncated_backups_change_nothing() {
     // An existing vault at the target is untouched too.
     let before = std::fs::read(&f.path).unwrap();
     std::fs::write(&bad, &good[..good.len() - 3]).unwrap();
-    assert!(Vault::restore(&f.path, &[bad.clone()], &bkey()).is_err());
+    assert!(Vault::restore(&f.path, &[&bad], &bkey()).is_err());
     assert_eq!(std::fs::read(&f.path).unwrap(), before);
     // No temporary files are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
@@ -273,5 +274,5 @@ fn corrupted_or_truncated_backups_change_nothing() {
         .filter(|e| e.file_name().to_string_lossy().contains("restore"))
         .collect();
     assert!(leftovers.is_empty());
-    Vault::restore(&target, &[out], &bkey()).unwrap();
+    Vault::restore(&target, &[&out], &bkey()).unwrap();
 }

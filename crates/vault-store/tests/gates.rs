@@ -1,5 +1,6 @@
 //! Gates by classification, the pluggable gate traits and the boundary-daemon client
 //! against a real Unix-socket peer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -308,8 +309,10 @@ fn configured_boundary_socket_is_used_and_a_dead_daemon_denies() {
     let id = s
         .store(MemoryInput::text("private").classification(2))
         .unwrap();
-    let mut cfg = GateConfig::default();
-    cfg.boundary_socket = Some(sock.to_string_lossy().into_owned());
+    let cfg = GateConfig {
+        boundary_socket: Some(sock.to_string_lossy().into_owned()),
+        ..GateConfig::default()
+    };
     s.set_gate_config(&cfg).unwrap();
     assert_eq!(last_event(&v).kind, "gates.config.change");
     // Configured but nobody listening: level 2 now needs the daemon, and it is dead.

@@ -1,5 +1,6 @@
 //! Real processes: kill -9 during a store loop and during a rotation, and two processes
 //! writing at once. The test binary re-executes itself (`child_entry`) to act as the child.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

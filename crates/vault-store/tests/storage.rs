@@ -1,4 +1,5 @@
 //! Storage and keys: file modes, schema, profiles, key slots, sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
