@@ -46,14 +46,6 @@ impl Actor {
             Actor::Agent { agent_id } => Some(agent_id),
         }
     }
-
-    /// A short label for `decided_by`-style columns: `system`, `user:<id>` or `agent:<id>`.
-    pub(crate) fn label(&self) -> String {
-        match self.id() {
-            None => "system".into(),
-            Some(id) => format!("{}:{id}", self.kind()),
-        }
-    }
 }
 
 /// One audit record to append.

@@ -24,6 +24,7 @@
 
 mod apikey;
 mod audit;
+mod auth;
 mod config;
 mod db;
 pub mod decision;
@@ -33,6 +34,7 @@ mod init;
 mod metrics;
 pub mod model;
 mod routes;
+mod scores;
 mod server;
 mod state;
 mod sweep;
@@ -46,3 +48,12 @@ pub use error::{Error, Result};
 pub use init::{InitOutput, init, is_initialized};
 pub use routes::openapi;
 pub use server::{RunningServer, Server};
+
+/// Parsers of untrusted request bodies, exposed for fuzzing and for clients that want to check
+/// what the server will accept.
+pub mod wire {
+    pub use crate::routes::mcp::{
+        DETECTION_METHODS, DetectionEvent, DetectionReport, validate_report,
+    };
+    pub use crate::routes::verifications::{VerificationBody, parse_verification_body};
+}

@@ -1,7 +1,15 @@
 //! The HTTP API: every route is registered through [`utoipa_axum`] so the OpenAPI document at
 //! `/api/v1/openapi.json` is generated from the same code that serves the requests.
 
+pub(crate) mod agents;
+pub(crate) mod capabilities;
 pub(crate) mod health;
+pub(crate) mod mcp;
+pub(crate) mod oversight;
+pub(crate) mod people;
+pub(crate) mod policies;
+pub(crate) mod util;
+pub(crate) mod verifications;
 
 use std::sync::Arc;
 
@@ -62,6 +70,14 @@ impl Modify for SecuritySchemes {
     paths(openapi_json),
     components(schemas(ErrorBody)),
     tags(
+        (name = "sdk", description = "Endpoints the AIM agent SDKs call (agent signature or API key)"),
+        (name = "agents", description = "Agent registration and lifecycle"),
+        (name = "approvals", description = "Verifications seen by people: list, approve, deny"),
+        (name = "capabilities", description = "Grants, declarations and capability requests"),
+        (name = "policies", description = "Organization policies and action risk levels"),
+        (name = "mcp", description = "MCP server registry, agent inventories, detections"),
+        (name = "oversight", description = "Alerts, audit log, trust scores"),
+        (name = "people", description = "Organization, users and API keys"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -82,6 +98,69 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
+        // Agents.
+        .routes(routes!(agents::public_register))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent))
+        .routes(routes!(agents::sdk_get_agent))
+        .routes(routes!(agents::suspend_agent))
+        .routes(routes!(agents::reactivate_agent))
+        .routes(routes!(agents::revoke_agent))
+        .routes(routes!(agents::rotate_key))
+        // Verifications.
+        .routes(routes!(verifications::create_verification))
+        .routes(routes!(verifications::sdk_get_verification))
+        .routes(routes!(verifications::sdk_record_result))
+        .routes(routes!(verifications::sdk_execution_status))
+        .routes(routes!(verifications::list_verifications))
+        .routes(routes!(verifications::get_verification))
+        .routes(routes!(verifications::approve_verification))
+        .routes(routes!(verifications::deny_verification))
+        // Capabilities.
+        .routes(routes!(
+            capabilities::list_capabilities,
+            capabilities::grant_capability
+        ))
+        .routes(routes!(capabilities::revoke_capability))
+        .routes(routes!(capabilities::declare_capability))
+        .routes(routes!(capabilities::request_capability))
+        .routes(routes!(capabilities::list_requests))
+        .routes(routes!(capabilities::approve_request))
+        .routes(routes!(capabilities::reject_request))
+        // Policies and risk levels.
+        .routes(routes!(policies::list_policies, policies::create_policy))
+        .routes(routes!(
+            policies::get_policy,
+            policies::update_policy,
+            policies::delete_policy
+        ))
+        .routes(routes!(
+            policies::list_risk_levels,
+            policies::set_risk_level
+        ))
+        .routes(routes!(policies::delete_risk_level))
+        // MCP and detections.
+        .routes(routes!(mcp::create_mcp_server, mcp::list_mcp_servers))
+        .routes(routes!(mcp::get_mcp_server, mcp::delete_mcp_server))
+        .routes(routes!(mcp::sdk_attach_mcp))
+        .routes(routes!(mcp::agent_mcp_servers, mcp::person_attach_mcp))
+        .routes(routes!(mcp::detection_report))
+        .routes(routes!(mcp::sdk_detection_report))
+        .routes(routes!(mcp::detection_status))
+        .routes(routes!(mcp::capability_report))
+        .routes(routes!(mcp::latest_capability_report))
+        // Oversight.
+        .routes(routes!(oversight::list_alerts))
+        .routes(routes!(oversight::acknowledge_alert))
+        .routes(routes!(oversight::audit_log))
+        .routes(routes!(oversight::trust_score))
+        .routes(routes!(oversight::trust_history))
+        // People.
+        .routes(routes!(people::current_organization))
+        .routes(routes!(people::list_users, people::create_user))
+        .routes(routes!(people::update_user))
+        .routes(routes!(people::list_keys, people::create_key))
+        .routes(routes!(people::revoke_key))
 }
 
 /// The OpenAPI document (3.1), generated from the routes.

@@ -1,0 +1,530 @@
+//! Who is calling: a person through an API key, or an agent through its Ed25519 request
+//! signature.
+//!
+//! * API keys arrive as `X-API-Key: aim_live_…`, `Authorization: Bearer aim_live_…`, or (agent
+//!   registration only) `X-AIM-API-Key`. The key's effective role is the lower of the key's
+//!   role and its owner's role; revoked keys and disabled owners are rejected.
+//! * Agent signatures use the headers of the AIM SDK (`X-Agent-ID`, `X-Signature`,
+//!   `X-Timestamp`, optional `X-Public-Key`) over `METHOD\nPATH\nTIMESTAMP[\nBODY]`, checked with
+//!   the key registered for that agent (never a key taken from the request), within ±window.
+//!   During a key-rotation grace period the previous key also verifies. `X-Public-Key`, when
+//!   sent, must be one of those keys. Suspended and revoked agents are refused after their
+//!   signature checked out.
+//! * When signature headers are present they decide (fail closed: an API key in the same
+//!   request does not rescue a bad signature).
+//! * Replay: every accepted signature is recorded in `replay_guard` (agent id, SHA-256 of the
+//!   signature) until it leaves the freshness window; a second use violates the primary key and
+//!   is refused with 401 `replayed request`. The row lives in the database, so the guard holds
+//!   across server replicas sharing it. Writes insert the row in their own transaction;
+//!   read-only requests insert it in a batched write before answering.
+
+use aim_crypto::hash::sha256;
+use aim_crypto::{AgentPublicKey, AgentSignature, CryptoError, RequestVerifier, SignedRequest};
+use axum::http::{HeaderMap, Method};
+use sqlx::SqliteConnection;
+
+use crate::apikey::{hash_key, looks_like_api_key};
+use crate::audit::Actor;
+use crate::error::{Error, Result, is_unique_violation};
+use crate::model::{AgentStatus, Role};
+use crate::state::AppState;
+
+/// A person (or automation) authenticated by an API key.
+#[derive(Debug, Clone)]
+pub(crate) struct Person {
+    pub(crate) org_id: String,
+    pub(crate) user_id: String,
+    pub(crate) api_key_id: String,
+    pub(crate) role: Role,
+    pub(crate) email: String,
+}
+
+/// Proof that a signature was accepted, to be recorded so it cannot be used again.
+#[derive(Debug, Clone)]
+#[must_use = "record the replay mark, or the signature could be replayed"]
+pub(crate) struct ReplayMark {
+    pub(crate) agent_id: String,
+    pub(crate) signature_hash: String,
+    pub(crate) expires_at: i64,
+}
+
+/// An agent authenticated by its request signature.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentCaller {
+    pub(crate) org_id: String,
+    pub(crate) agent_id: String,
+    pub(crate) replay: ReplayMark,
+}
+
+/// Either kind of caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    Person(Person),
+    Agent(AgentCaller),
+}
+
+impl Caller {
+    pub(crate) fn org_id(&self) -> &str {
+        match self {
+            Caller::Person(p) => &p.org_id,
+            Caller::Agent(a) => &a.org_id,
+        }
+    }
+
+    pub(crate) fn actor(&self) -> Actor {
+        match self {
+            Caller::Person(p) => p.actor(),
+            Caller::Agent(a) => Actor::Agent {
+                agent_id: a.agent_id.clone(),
+            },
+        }
+    }
+
+    pub(crate) fn replay(&self) -> Option<&ReplayMark> {
+        match self {
+            Caller::Agent(a) => Some(&a.replay),
+            Caller::Person(_) => None,
+        }
+    }
+
+    /// Checks that the caller may act on agent `agent_id` of its organization: a person with at
+    /// least `min_role`, or that agent itself.
+    pub(crate) fn require_agent_access(&self, agent_id: &str, min_role: Role) -> Result<()> {
+        match self {
+            Caller::Person(p) => p.require(min_role),
+            Caller::Agent(a) if a.agent_id == agent_id => Ok(()),
+            Caller::Agent(a) => Err(Error::forbidden(format!(
+                "the request is signed by agent {} but addresses agent {agent_id}",
+                a.agent_id
+            ))),
+        }
+    }
+
+    /// Only people may do this.
+    pub(crate) fn require_person(&self, min_role: Role, what: &str) -> Result<&Person> {
+        match self {
+            Caller::Person(p) => {
+                p.require(min_role)?;
+                Ok(p)
+            }
+            Caller::Agent(_) => Err(Error::forbidden(format!(
+                "only people can {what}; use an API key with role {min_role} or higher"
+            ))),
+        }
+    }
+}
+
+impl Person {
+    pub(crate) fn require(&self, min_role: Role) -> Result<()> {
+        if self.role >= min_role {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "this needs role {min_role} or higher; the API key has role {}",
+                self.role
+            )))
+        }
+    }
+
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::User {
+            user_id: self.user_id.clone(),
+            api_key_id: self.api_key_id.clone(),
+        }
+    }
+}
+
+/// The parts of a request authentication looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestParts<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            if v.len() > 1024 {
+                return Err(Error::unauthorized(format!("header {name} is too long")));
+            }
+            v.to_str()
+                .map(|s| Some(s.trim()))
+                .map_err(|_| Error::unauthorized(format!("header {name} is not ASCII")))
+        }
+    }
+}
+
+/// True when the request carries agent-signature headers.
+pub(crate) fn has_signature_headers(headers: &HeaderMap) -> bool {
+    ["x-agent-id", "x-signature", "x-timestamp"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// The API key presented by the request, if any. `registration` also accepts `X-AIM-API-Key`.
+fn presented_key(headers: &HeaderMap, registration: bool) -> Result<Option<&str>> {
+    if registration && let Some(k) = header(headers, "x-aim-api-key")? {
+        return Ok(Some(k));
+    }
+    if let Some(k) = header(headers, "x-api-key")? {
+        return Ok(Some(k));
+    }
+    if let Some(auth) = header(headers, "authorization")? {
+        let Some((scheme, token)) = auth.split_once(' ') else {
+            return Err(Error::unauthorized(
+                "unsupported Authorization header; use `Bearer aim_live_…` or X-API-Key",
+            ));
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Error::unauthorized(
+                "unsupported Authorization scheme; use `Bearer aim_live_…` or X-API-Key",
+            ));
+        }
+        return Ok(Some(token.trim()));
+    }
+    Ok(None)
+}
+
+/// Parses an id that must be a UUID, answering 400 otherwise; returns the canonical form.
+pub(crate) fn parse_uuid(text: &str, what: &str) -> Result<String> {
+    uuid::Uuid::parse_str(text)
+        .map(|u| u.to_string())
+        .map_err(|_| Error::bad_request(format!("{what} must be a UUID")))
+}
+
+impl AppState {
+    /// Authenticates a person by API key; `min_role` is checked too.
+    pub(crate) async fn person(&self, headers: &HeaderMap, min_role: Role) -> Result<Person> {
+        let person = self.api_key_caller(headers, false).await?;
+        person.require(min_role)?;
+        Ok(person)
+    }
+
+    /// Authenticates a person by API key, also accepting `X-AIM-API-Key` (agent registration).
+    pub(crate) async fn registering_person(&self, headers: &HeaderMap) -> Result<Person> {
+        let person = self.api_key_caller(headers, true).await?;
+        person.require(Role::Member)?;
+        Ok(person)
+    }
+
+    async fn api_key_caller(&self, headers: &HeaderMap, registration: bool) -> Result<Person> {
+        let Some(key) = presented_key(headers, registration)? else {
+            let hint = if registration {
+                "X-AIM-API-Key"
+            } else {
+                "X-API-Key"
+            };
+            return Err(Error::unauthorized(format!(
+                "authentication required: send an API key in {hint} (or agent signature headers where accepted)"
+            )));
+        };
+        if !looks_like_api_key(key) {
+            return Err(Error::unauthorized("invalid API key"));
+        }
+        let row: Option<(String, String, String, String, Option<i64>, String, String, String, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT k.id, k.organization_id, k.user_id, k.role, k.revoked_at, u.role, u.status, u.email, k.last_used_at \
+                 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
+            )
+            .bind(hash_key(key))
+            .fetch_optional(&self.db.read)
+            .await?;
+        let Some((id, org, user, key_role, revoked, user_role, user_status, email, last_used)) =
+            row
+        else {
+            return Err(Error::unauthorized("invalid API key"));
+        };
+        if revoked.is_some() {
+            return Err(Error::unauthorized("this API key has been revoked"));
+        }
+        if user_status != "active" {
+            return Err(Error::unauthorized("the owner of this API key is disabled"));
+        }
+        let role = Role::parse(&key_role)?.min(Role::parse(&user_role)?);
+        self.touch_api_key(&id, last_used);
+        Ok(Person {
+            org_id: org,
+            user_id: user,
+            api_key_id: id,
+            role,
+            email,
+        })
+    }
+
+    /// Records `last_used_at` at most once a minute per key, off the request path.
+    fn touch_api_key(&self, id: &str, last_used: Option<i64>) {
+        let now = self.now_ms();
+        if last_used.is_some_and(|t| now - t < 60_000) {
+            return;
+        }
+        let state = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let result = state
+                .db
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+                            .bind(now)
+                            .bind(&id)
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "could not record API key use");
+            }
+        });
+    }
+
+    /// Authenticates an agent by its request signature. The returned mark must be recorded
+    /// (see [`record_replay`] and [`AppState::consume_replay`]).
+    pub(crate) async fn agent_caller(&self, req: &RequestParts<'_>) -> Result<AgentCaller> {
+        let headers = req.headers;
+        let missing = |h: &str| {
+            Error::unauthorized(format!(
+                "agent signature headers are incomplete: {h} is missing"
+            ))
+        };
+        let agent_id = header(headers, "x-agent-id")?.ok_or_else(|| missing("X-Agent-ID"))?;
+        let signature = header(headers, "x-signature")?.ok_or_else(|| missing("X-Signature"))?;
+        let timestamp = header(headers, "x-timestamp")?.ok_or_else(|| missing("X-Timestamp"))?;
+        let claimed_key = header(headers, "x-public-key")?;
+        let agent_id = uuid::Uuid::parse_str(agent_id)
+            .map_err(|_| Error::unauthorized("X-Agent-ID must be a UUID"))?
+            .to_string();
+        let agent = self.agent_keys(&agent_id).await?;
+        let now_ms = self.now_ms();
+        let keys = agent.keys_at(now_ms);
+        if let Some(claimed) = claimed_key
+            && !keys.iter().any(|k| k.text == claimed)
+        {
+            return Err(Error::unauthorized(
+                "X-Public-Key does not match the agent's registered key",
+            ));
+        }
+        let verifier = RequestVerifier::with_window(self.config.signature_window.as_secs());
+        let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
+        let request = SignedRequest {
+            method: req.method.as_str(),
+            path: req.path,
+            timestamp,
+            signature,
+            body: req.body,
+        };
+        let mut last_err = CryptoError::BadSignature;
+        let mut accepted_ts = None;
+        for key in &keys {
+            match verifier.verify(&key.key, &request, now_secs) {
+                Ok(ts) => {
+                    accepted_ts = Some(ts);
+                    break;
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        let Some(ts) = accepted_ts else {
+            return Err(signature_error(last_err));
+        };
+        agent.require_active()?;
+        let sig = AgentSignature::from_b64(signature).map_err(signature_error)?;
+        Ok(AgentCaller {
+            org_id: agent.org_id,
+            agent_id,
+            replay: ReplayMark {
+                agent_id: agent.id,
+                signature_hash: hex::encode(sha256(&sig.to_bytes())),
+                expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
+            },
+        })
+    }
+
+    /// Authenticates either kind of caller: the signature headers when present, else an API key
+    /// with at least `min_role`.
+    pub(crate) async fn caller(&self, req: &RequestParts<'_>, min_role: Role) -> Result<Caller> {
+        if has_signature_headers(req.headers) {
+            Ok(Caller::Agent(self.agent_caller(req).await?))
+        } else {
+            Ok(Caller::Person(self.person(req.headers, min_role).await?))
+        }
+    }
+
+    /// Records a replay mark in its own (batched) write, for requests that write nothing else.
+    pub(crate) async fn consume_replay(&self, caller: &Caller) -> Result<()> {
+        let Some(mark) = caller.replay().cloned() else {
+            return Ok(());
+        };
+        self.db
+            .writer
+            .write(move |conn| Box::pin(async move { record_replay(conn, &mark).await }))
+            .await
+    }
+
+    /// The agent's keys and status, for signature checks.
+    pub(crate) async fn agent_keys(&self, agent_id: &str) -> Result<AgentKeys> {
+        let row: Option<(String, String, String, String, String, Option<String>, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT id, organization_id, name, status, public_key, previous_public_key, previous_key_valid_until \
+                 FROM agents WHERE id = ?",
+            )
+            .bind(agent_id)
+            .fetch_optional(&self.db.read)
+            .await?;
+        let Some((id, org_id, name, status, public_key, previous, previous_until)) = row else {
+            return Err(Error::unauthorized("unknown agent"));
+        };
+        Ok(AgentKeys {
+            id,
+            org_id,
+            name,
+            status: AgentStatus::parse(&status)?,
+            public_key,
+            previous_public_key: previous,
+            previous_key_valid_until: previous_until,
+        })
+    }
+}
+
+/// A stored key, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredKey {
+    pub(crate) text: String,
+    pub(crate) key: AgentPublicKey,
+}
+
+/// What signature checks need to know about an agent.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentKeys {
+    pub(crate) id: String,
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) status: AgentStatus,
+    pub(crate) public_key: String,
+    pub(crate) previous_public_key: Option<String>,
+    pub(crate) previous_key_valid_until: Option<i64>,
+}
+
+impl AgentKeys {
+    /// The keys that verify at `now_ms`: the current key, and the previous one during its grace
+    /// period. Unparsable stored keys (impossible unless the database was edited) are skipped.
+    pub(crate) fn keys_at(&self, now_ms: i64) -> Vec<StoredKey> {
+        let mut keys = Vec::with_capacity(2);
+        if let Ok(key) = AgentPublicKey::from_b64(&self.public_key) {
+            keys.push(StoredKey {
+                text: self.public_key.clone(),
+                key,
+            });
+        }
+        if let (Some(prev), Some(until)) =
+            (&self.previous_public_key, self.previous_key_valid_until)
+            && now_ms <= until
+            && let Ok(key) = AgentPublicKey::from_b64(prev)
+        {
+            keys.push(StoredKey {
+                text: prev.clone(),
+                key,
+            });
+        }
+        keys
+    }
+
+    /// Suspended and revoked agents may not act.
+    pub(crate) fn require_active(&self) -> Result<()> {
+        match self.status {
+            AgentStatus::Suspended => Err(Error::forbidden(format!(
+                "agent '{}' is suspended; a person can reactivate it with: aim agent reactivate {}",
+                self.name, self.name
+            ))),
+            AgentStatus::Revoked => Err(Error::forbidden(format!(
+                "agent '{}' is revoked",
+                self.name
+            ))),
+            AgentStatus::Pending | AgentStatus::Verified => Ok(()),
+        }
+    }
+}
+
+/// Milliseconds after which a signature made at `ts` (seconds) can no longer be replayed.
+pub(crate) fn replay_expiry(ts_secs: u64, window_secs: u64) -> i64 {
+    let secs = ts_secs.saturating_add(window_secs).saturating_add(1);
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000
+}
+
+/// The 401 answer for a failed signature check.
+pub(crate) fn signature_error(e: CryptoError) -> Error {
+    match e {
+        CryptoError::StaleTimestamp {
+            skew_secs,
+            window_secs,
+        } => Error::unauthorized(format!(
+            "request timestamp is {skew_secs} s away from server time (window ±{window_secs} s); check the agent's clock"
+        )),
+        CryptoError::InvalidTimestamp => {
+            Error::unauthorized("X-Timestamp must be decimal Unix seconds")
+        }
+        CryptoError::MissingHeader(h) => {
+            Error::unauthorized(format!("missing or empty header {h}"))
+        }
+        CryptoError::InvalidBase64 { .. } | CryptoError::InvalidLength { .. } => {
+            Error::unauthorized("X-Signature is not a base64 Ed25519 signature")
+        }
+        _ => Error::unauthorized("invalid signature"),
+    }
+}
+
+/// Inserts a replay mark inside the caller's transaction; a repeated signature is refused.
+pub(crate) async fn record_replay(conn: &mut SqliteConnection, mark: &ReplayMark) -> Result<()> {
+    let result = sqlx::query(
+        "INSERT INTO replay_guard (agent_id, signature_hash, expires_at) VALUES (?, ?, ?)",
+    )
+    .bind(&mark.agent_id)
+    .bind(&mark.signature_hash)
+    .bind(mark.expires_at)
+    .execute(conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::unauthorized("replayed request")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_rows_outlive_the_window() {
+        assert_eq!(replay_expiry(1_000, 300), 1_301_000);
+    }
+
+    #[test]
+    fn stale_timestamps_explain_themselves() {
+        let e = signature_error(CryptoError::StaleTimestamp {
+            skew_secs: -400,
+            window_secs: 300,
+        });
+        assert_eq!(e.status(), axum::http::StatusCode::UNAUTHORIZED);
+        assert!(e.to_string().contains("-400 s"));
+    }
+
+    #[test]
+    fn key_presentation_forms() {
+        let mut h = HeaderMap::new();
+        assert!(presented_key(&h, false).unwrap().is_none());
+        h.insert("authorization", "Bearer aim_live_x".parse().unwrap());
+        assert_eq!(presented_key(&h, false).unwrap(), Some("aim_live_x"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert!(presented_key(&h, false).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("x-aim-api-key", "aim_live_r".parse().unwrap());
+        assert_eq!(presented_key(&h, true).unwrap(), Some("aim_live_r"));
+        assert!(presented_key(&h, false).unwrap().is_none());
+    }
+}

@@ -1,0 +1,1167 @@
+//! Action verification: the agent asks, the decision engine answers approved (201), denied (403)
+//! or pending (202); people approve or deny pending ones; the agent polls and reports results.
+
+use aim_crypto::canonical::{self, Value};
+use aim_crypto::hash::sha256;
+use aim_crypto::{ActionPayload, AgentSignature};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use utoipa::{IntoParams, ToSchema};
+
+use super::util::{
+    iso, iso_opt, json_column, limit, offset, parse_optional_body, parse_timestamp, parts,
+    text_field,
+};
+use crate::audit::{self, Actor};
+use crate::auth::{
+    AgentKeys, ReplayMark, has_signature_headers, parse_uuid, record_replay, replay_expiry,
+};
+use crate::config::duration_ms;
+use crate::db::new_id;
+use crate::decision::{self, AgentFacts, DecisionInput, Outcome, Policy, RiskOverride};
+use crate::error::{Error, Result};
+use crate::metrics::DecisionKind;
+use crate::model::{Risk, Role, VerificationStatus};
+use crate::routes::ErrorBody;
+use crate::scores::{self, TrustEvent};
+use crate::state::AppState;
+use crate::sweep::expire_pending;
+
+/// Largest `context` accepted, in bytes of canonical JSON.
+const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+
+/// A verification request as parsed: the typed fields plus the canonical context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationBody {
+    /// `agent_id` / `agentId`.
+    pub agent_id: String,
+    /// `action_type` / `actionType` / `capability`.
+    pub action_type: String,
+    /// `resource` (null or absent → `None`).
+    pub resource: Option<String>,
+    /// `context` (absent or null → `{}`), number lexemes preserved.
+    pub context: Value,
+    /// `timestamp` as sent.
+    pub timestamp: String,
+    /// Body `signature` (standard base64).
+    pub signature: String,
+    /// `public_key` / `publicKey`, if sent.
+    pub public_key: Option<String>,
+    /// `risk_level` / `riskLevel`, if sent (then it is part of the signed payload).
+    pub risk_level: Option<String>,
+}
+
+fn field<'a>(
+    obj: &'a std::collections::BTreeMap<String, Value>,
+    names: &[&str],
+) -> Result<Option<&'a Value>> {
+    let mut found: Option<(&str, &Value)> = None;
+    for n in names {
+        if let Some(v) = obj.get(*n) {
+            if let Some((first, _)) = found {
+                return Err(Error::bad_request(format!(
+                    "send either `{first}` or `{n}`, not both"
+                )));
+            }
+            found = Some((n, v));
+        }
+    }
+    Ok(found.map(|(_, v)| v))
+}
+
+fn string_field(
+    obj: &std::collections::BTreeMap<String, Value>,
+    names: &[&str],
+    required: bool,
+) -> Result<Option<String>> {
+    match field(obj, names)? {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(Error::bad_request(format!("`{}` is required", names[0]))),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::bad_request(format!(
+            "`{}` must be a string",
+            names[0]
+        ))),
+    }
+}
+
+/// Parses a verification body strictly (valid UTF-8 JSON object, no duplicate keys) and extracts
+/// the typed fields, accepting the snake_case of the spec and the camelCase of the PyPI SDKs.
+pub fn parse_verification_body(body: &[u8]) -> Result<VerificationBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::bad_request(
+            "the request body is empty; expected a JSON object",
+        ));
+    }
+    let value = canonical::parse(body)
+        .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(Error::bad_request("the body must be a JSON object"));
+    };
+    let agent_id = string_field(&obj, &["agent_id", "agentId"], true)?.unwrap_or_default();
+    let agent_id = parse_uuid(&agent_id, "agent_id")?;
+    let action_type =
+        string_field(&obj, &["action_type", "actionType", "capability"], true)?.unwrap_or_default();
+    if action_type.is_empty()
+        || action_type.chars().count() > 200
+        || action_type.chars().any(char::is_control)
+    {
+        return Err(Error::bad_request(
+            "action_type must be 1 to 200 characters without control characters",
+        ));
+    }
+    let resource = string_field(&obj, &["resource"], false)?;
+    if resource.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        return Err(Error::bad_request(
+            "resource must be at most 2000 characters",
+        ));
+    }
+    let context = match field(&obj, &["context"])? {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err(Error::bad_request("`context` must be a JSON object")),
+    };
+    let timestamp = string_field(&obj, &["timestamp"], true)?.unwrap_or_default();
+    let signature = string_field(&obj, &["signature"], false)?.ok_or_else(|| {
+        Error::bad_request(
+            "`signature` is required: the body must be signed with the agent's key (API-key-only verification is not accepted)",
+        )
+    })?;
+    let public_key = string_field(&obj, &["public_key", "publicKey"], false)?;
+    let risk_level = string_field(&obj, &["risk_level", "riskLevel"], false)?;
+    Ok(VerificationBody {
+        agent_id,
+        action_type,
+        resource,
+        context,
+        timestamp,
+        signature,
+        public_key,
+        risk_level,
+    })
+}
+
+impl VerificationBody {
+    /// The signed payload (five fields, plus `risk_level` when present).
+    pub fn payload(&self) -> ActionPayload {
+        ActionPayload {
+            action_type: self.action_type.clone(),
+            agent_id: self.agent_id.clone(),
+            context: self.context.clone(),
+            resource: self.resource.clone(),
+            timestamp: self.timestamp.clone(),
+            risk_level: self.risk_level.clone(),
+        }
+    }
+}
+
+/// Answer to a verification request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationAnswer {
+    /// The persisted verification id (poll it, report its result).
+    id: String,
+    /// `approved`, `denied` or `pending`.
+    status: VerificationStatus,
+    /// Who approved (`system` for automatic approvals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<String>,
+    /// When the approval lapses (approved only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    /// Why it was denied, and what to change (denied only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    denial_reason: Option<String>,
+    /// Same as `denial_reason` prefixed with `action denied: ` (denied only), for clients that
+    /// only read `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The engine's explanation.
+    reason: String,
+    /// Risk level of the action.
+    risk_level: Risk,
+    /// The agent's trust score after this decision.
+    trust_score: f64,
+    /// When a pending verification expires if nobody decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_expires_at: Option<String>,
+}
+
+struct DecisionContext {
+    grants: Vec<String>,
+    policies: Vec<Policy>,
+    risks: Vec<RiskOverride>,
+    trust: f64,
+}
+
+async fn decision_context(state: &AppState, org: &str, agent_id: &str) -> Result<DecisionContext> {
+    let grants: Vec<String> = sqlx::query_scalar(
+        "SELECT capability FROM capability_grants WHERE agent_id = ? AND revoked_at IS NULL",
+    )
+    .bind(agent_id)
+    .fetch_all(&state.db.read)
+    .await?;
+    let policies = super::policies::load_policies(&state.db.read, org, true).await?;
+    let risks: Vec<(String, String)> =
+        sqlx::query_as("SELECT action_pattern, risk FROM risk_levels WHERE organization_id = ?")
+            .bind(org)
+            .fetch_all(&state.db.read)
+            .await?;
+    let trust: f64 = sqlx::query_scalar("SELECT trust_score FROM agents WHERE id = ?")
+        .bind(agent_id)
+        .fetch_one(&state.db.read)
+        .await?;
+    Ok(DecisionContext {
+        grants,
+        policies,
+        risks: risks
+            .into_iter()
+            .filter_map(|(action_pattern, risk)| {
+                Risk::parse(&risk).ok().map(|risk| RiskOverride {
+                    action_pattern,
+                    risk,
+                })
+            })
+            .collect(),
+        trust,
+    })
+}
+
+/// Ask for a decision on an action.
+///
+/// The body carries the action and a signature over its Python-canonical form (the AIM SDK's
+/// `verify_action`). Authentication: the agent's signature headers, or an API key of its
+/// organization (member or higher), or — as the PyPI SDKs send it — the body signature alone.
+/// In every case the body signature must verify with the agent's registered key and the body
+/// timestamp must be within the signature window; the signature can be used once.
+#[utoipa::path(post, path = "/api/v1/sdk-api/verifications", tag = "sdk",
+    request_body(content = String, description = "JSON: {agent_id|agentId, action_type|actionType|capability, resource, context, timestamp, signature, public_key|publicKey, risk_level?}", content_type = "application/json"),
+    security((), ("api_key" = []), ("agent_signature" = [])),
+    responses(
+        (status = 201, description = "Approved", body = VerificationAnswer),
+        (status = 202, description = "Pending: a person must decide; poll GET /api/v1/sdk-api/verifications/{id}", body = VerificationAnswer),
+        (status = 403, description = "Denied (`status: denied` with `denial_reason`), or the agent is suspended/revoked", body = VerificationAnswer),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Bad signature, stale timestamp, replay, unknown agent", body = ErrorBody),
+        (status = 404, description = "The agent is not in the API key's organization", body = ErrorBody),
+    ))]
+pub(crate) async fn create_verification(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req = parse_verification_body(&body)?;
+    // Who is asking.
+    let mut header_mark: Option<ReplayMark> = None;
+    let (org_check, actor) = if has_signature_headers(&headers) {
+        let agent = state
+            .agent_caller(&parts(&method, &uri, &headers, &body))
+            .await?;
+        if agent.agent_id != req.agent_id {
+            return Err(Error::forbidden(format!(
+                "the request is signed by agent {} but the body's agent_id is {}",
+                agent.agent_id, req.agent_id
+            )));
+        }
+        header_mark = Some(agent.replay.clone());
+        (
+            Some(agent.org_id.clone()),
+            Actor::Agent {
+                agent_id: agent.agent_id,
+            },
+        )
+    } else if headers.contains_key("x-api-key") || headers.contains_key("authorization") {
+        let person = state.person(&headers, Role::Member).await?;
+        (Some(person.org_id.clone()), person.actor())
+    } else {
+        (
+            None,
+            Actor::Agent {
+                agent_id: req.agent_id.clone(),
+            },
+        )
+    };
+    let keys: AgentKeys = match state.agent_keys(&req.agent_id).await {
+        Ok(k) => k,
+        Err(Error::Unauthorized(_)) if org_check.is_some() => {
+            return Err(Error::not_found(format!(
+                "no agent {} in this organization",
+                req.agent_id
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(org) = &org_check
+        && *org != keys.org_id
+    {
+        return Err(Error::not_found(format!(
+            "no agent {} in this organization",
+            req.agent_id
+        )));
+    }
+    // The body signature, with the registered key(s).
+    let now = state.now_ms();
+    let candidates = keys.keys_at(now);
+    if let Some(pk) = &req.public_key
+        && !candidates.iter().any(|k| k.text == pk.trim())
+    {
+        return Err(Error::unauthorized(
+            "public_key does not match the agent's registered key",
+        ));
+    }
+    let payload = req.payload();
+    if !candidates
+        .iter()
+        .any(|k| payload.verify(&k.key, &req.signature).is_ok())
+    {
+        return Err(Error::unauthorized(
+            "the body signature does not verify with the agent's registered key",
+        ));
+    }
+    let window_ms = duration_ms(state.config.signature_window);
+    let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
+        Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
+    })?;
+    if (now - ts).abs() > window_ms {
+        return Err(Error::unauthorized(format!(
+            "the verification timestamp is {} s away from server time (window ±{} s); check the agent's clock",
+            (ts - now) / 1000,
+            window_ms / 1000
+        )));
+    }
+    keys.require_active()?;
+    let sig = AgentSignature::from_b64(&req.signature)
+        .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
+    let body_mark = ReplayMark {
+        agent_id: keys.id.clone(),
+        signature_hash: hex::encode(sha256(&sig.to_bytes())),
+        expires_at: replay_expiry(
+            u64::try_from(ts / 1000).unwrap_or(0),
+            state.config.signature_window.as_secs(),
+        ),
+    };
+    let context_json = req.context.to_python_json();
+    if context_json.len() > MAX_CONTEXT_BYTES {
+        return Err(Error::bad_request(format!(
+            "context is larger than {MAX_CONTEXT_BYTES} bytes"
+        )));
+    }
+
+    // Decide.
+    let ctx = decision_context(&state, &keys.org_id, &keys.id).await?;
+    let serde_context = req.context.to_serde();
+    let decision = decision::decide(&DecisionInput {
+        agent: AgentFacts {
+            id: &keys.id,
+            name: &keys.name,
+            status: keys.status,
+        },
+        grants: &ctx.grants,
+        policies: &ctx.policies,
+        risk_overrides: &ctx.risks,
+        trust_score: ctx.trust,
+        action: &req.action_type,
+        resource: req.resource.as_deref(),
+        context: &serde_context,
+    });
+    let (status, event, kind) = match decision.outcome {
+        Outcome::Approved => (
+            VerificationStatus::Approved,
+            TrustEvent::Approved,
+            DecisionKind::Approved,
+        ),
+        Outcome::Denied => (
+            VerificationStatus::Denied,
+            TrustEvent::Denied,
+            DecisionKind::Denied,
+        ),
+        Outcome::Pending => (
+            VerificationStatus::Pending,
+            TrustEvent::Pending,
+            DecisionKind::Pending,
+        ),
+    };
+    let id = new_id();
+    let approval_expires = (status == VerificationStatus::Approved)
+        .then(|| now + duration_ms(state.config.approval_ttl));
+    let pending_expires = (status == VerificationStatus::Pending)
+        .then(|| now + duration_ms(state.config.pending_ttl));
+
+    // Persist, durably, then answer.
+    let job_id = id.clone();
+    let org = keys.org_id.clone();
+    let agent_id = keys.id.clone();
+    let action = req.action_type.clone();
+    let resource = req.resource.clone();
+    let reason = decision.reason.clone();
+    let risk = decision.risk;
+    let required = decision.required_trust;
+    let trust_before = ctx.trust;
+    let policy = decision.policy.clone();
+    let capability = decision.capability.clone();
+    let trust_score = state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                if let Some(mark) = &header_mark {
+                    record_replay(conn, mark).await?;
+                }
+                record_replay(conn, &body_mark).await?;
+                sqlx::query(
+                    "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
+                     status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
+                     pending_expires_at, approval_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&job_id)
+                .bind(&org)
+                .bind(&agent_id)
+                .bind(&action)
+                .bind(&resource)
+                .bind(&context_json)
+                .bind(risk.as_str())
+                .bind(status.as_str())
+                .bind(&reason)
+                .bind(required)
+                .bind(trust_before)
+                .bind((status != VerificationStatus::Pending).then_some("system"))
+                .bind(now)
+                .bind((status != VerificationStatus::Pending).then_some(now))
+                .bind(pending_expires)
+                .bind(approval_expires)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &org,
+                        at: now,
+                        actor: &actor,
+                        action: match status {
+                            VerificationStatus::Approved => "verification.approved",
+                            VerificationStatus::Denied => "verification.denied",
+                            _ => "verification.pending",
+                        },
+                        target_type: "verification",
+                        target_id: Some(&job_id),
+                        details: serde_json::json!({
+                            "agent_id": agent_id,
+                            "action_type": action,
+                            "resource": resource,
+                            "risk": risk,
+                            "reason": reason,
+                            "policy": policy,
+                            "capability": capability,
+                            "trust_score": trust_before,
+                        }),
+                    },
+                )
+                .await?;
+                scores::apply(conn, &agent_id, now, event, None).await
+            })
+        })
+        .await?;
+    state.metrics.count_decision(kind);
+
+    let answer = VerificationAnswer {
+        id,
+        status,
+        approved_by: (status == VerificationStatus::Approved).then(|| "system".to_owned()),
+        expires_at: approval_expires.map(iso),
+        denial_reason: (status == VerificationStatus::Denied).then(|| decision.reason.clone()),
+        error: (status == VerificationStatus::Denied)
+            .then(|| format!("action denied: {}", decision.reason)),
+        reason: decision.reason,
+        risk_level: decision.risk,
+        trust_score,
+        pending_expires_at: pending_expires.map(iso),
+    };
+    let code = match status {
+        VerificationStatus::Approved => StatusCode::CREATED,
+        VerificationStatus::Denied => StatusCode::FORBIDDEN,
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok((code, Json(answer)).into_response())
+}
+
+/// A persisted verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationView {
+    id: String,
+    agent_id: String,
+    agent_name: String,
+    action_type: String,
+    resource: Option<String>,
+    #[schema(value_type = Object)]
+    context: serde_json::Value,
+    /// `pending`, `approved`, `denied` or `expired`.
+    status: VerificationStatus,
+    reason: String,
+    risk_level: Risk,
+    required_trust: f64,
+    /// The agent's trust score when it asked.
+    trust_score: f64,
+    /// `system` or the e-mail of the person who approved (approved only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<String>,
+    /// `system` or the e-mail of the person who decided.
+    decided_by: Option<String>,
+    /// When the approval lapses (approved only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    /// Denied only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    denial_reason: Option<String>,
+    /// When a pending verification expires.
+    pending_expires_at: Option<String>,
+    created_at: String,
+    decided_at: Option<String>,
+    /// Reported result: `success` or `failure`.
+    result: Option<String>,
+    result_reason: Option<String>,
+    result_summary: Option<String>,
+    result_error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    result_metadata: Option<serde_json::Value>,
+    result_at: Option<String>,
+    executed: Option<bool>,
+}
+
+const VERIFICATION_COLUMNS: &str = "v.id, v.agent_id, a.name, v.action_type, v.resource, v.context, v.status, v.reason, v.risk, \
+     v.required_trust, v.trust_score, v.decided_by, v.created_at, v.decided_at, v.pending_expires_at, \
+     v.approval_expires_at, v.result, v.result_reason, v.result_summary, v.result_error, v.result_metadata, \
+     v.result_at, v.executed, v.organization_id";
+
+fn verification_view(row: &SqliteRow) -> Result<VerificationView> {
+    let status = VerificationStatus::parse(row.try_get::<&str, _>(6)?)?;
+    let reason: String = row.try_get(7)?;
+    let decided_by: Option<String> = row.try_get(11)?;
+    let metadata: Option<String> = row.try_get(20)?;
+    let executed: Option<i64> = row.try_get(22)?;
+    Ok(VerificationView {
+        id: row.try_get(0)?,
+        agent_id: row.try_get(1)?,
+        agent_name: row.try_get(2)?,
+        action_type: row.try_get(3)?,
+        resource: row.try_get(4)?,
+        context: json_column(row.try_get::<&str, _>(5)?),
+        approved_by: (status == VerificationStatus::Approved)
+            .then(|| decided_by.clone())
+            .flatten(),
+        denial_reason: (status == VerificationStatus::Denied).then(|| reason.clone()),
+        status,
+        reason,
+        risk_level: Risk::parse(row.try_get::<&str, _>(8)?)?,
+        required_trust: row.try_get(9)?,
+        trust_score: row.try_get(10)?,
+        decided_by,
+        created_at: iso(row.try_get(12)?),
+        decided_at: iso_opt(row.try_get(13)?),
+        pending_expires_at: iso_opt(row.try_get(14)?),
+        expires_at: iso_opt(row.try_get(15)?),
+        result: row.try_get(16)?,
+        result_reason: row.try_get(17)?,
+        result_summary: row.try_get(18)?,
+        result_error: row.try_get(19)?,
+        result_metadata: metadata.as_deref().map(json_column),
+        result_at: iso_opt(row.try_get(21)?),
+        executed: executed.map(|e| e != 0),
+    })
+}
+
+/// Loads a verification of `org`, expiring it first if its pending deadline passed.
+async fn load_verification(
+    state: &AppState,
+    org: &str,
+    id: &str,
+) -> Result<(VerificationView, String)> {
+    let fetch = || async {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERIFICATION_COLUMNS} FROM verifications v JOIN agents a ON a.id = v.agent_id \
+             WHERE v.id = ? AND v.organization_id = ?"
+        )))
+        .bind(id)
+        .bind(org)
+        .fetch_optional(&state.db.read)
+        .await
+    };
+    let row = fetch()
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no verification {id} in this organization")))?;
+    let pending_deadline: Option<i64> = row.try_get(14)?;
+    let status: String = row.try_get(6)?;
+    let now = state.now_ms();
+    if status == "pending" && pending_deadline.is_some_and(|d| d <= now) {
+        let vid = id.to_owned();
+        state
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { expire_pending(conn, now, Some(&vid)).await }))
+            .await?;
+        let row = fetch().await?.ok_or_else(|| {
+            Error::not_found(format!("no verification {id} in this organization"))
+        })?;
+        return Ok((verification_view(&row)?, row.try_get(23)?));
+    }
+    Ok((verification_view(&row)?, row.try_get(23)?))
+}
+
+/// Poll a verification: the agent that asked (signature) or an API key of its organization.
+#[utoipa::path(get, path = "/api/v1/sdk-api/verifications/{id}", tag = "sdk",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    security(("api_key" = []), ("agent_signature" = [])),
+    responses(
+        (status = 200, description = "The persisted state: pending, approved, denied or expired", body = VerificationView),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such verification in the caller's organization", body = ErrorBody),
+    ))]
+pub(crate) async fn sdk_get_verification(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<VerificationView>> {
+    let id = parse_uuid(&id, "verification id")?;
+    let caller = state
+        .caller(&parts(&method, &uri, &headers, &[]), Role::Viewer)
+        .await?;
+    let (view, _) = load_verification(&state, caller.org_id(), &id).await?;
+    caller.require_agent_access(&view.agent_id, Role::Viewer)?;
+    state.consume_replay(&caller).await?;
+    Ok(Json(view))
+}
+
+/// A reported result.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct ResultReport {
+    /// `success` or `failure`.
+    #[serde(default)]
+    result: Option<String>,
+    /// Legacy form: `true` for success.
+    #[serde(default)]
+    success: Option<bool>,
+    /// Why.
+    #[serde(default)]
+    reason: Option<String>,
+    /// Summary of what happened.
+    #[serde(default, alias = "resultSummary")]
+    result_summary: Option<String>,
+    /// Error message on failure.
+    #[serde(default, alias = "errorMessage")]
+    error_message: Option<String>,
+    /// Any JSON object.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+    /// Client time (informational).
+    #[serde(default)]
+    #[allow(dead_code)]
+    timestamp: Option<String>,
+}
+
+/// Answer of a result report.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResultRecorded {
+    id: String,
+    /// The decision, unchanged.
+    status: VerificationStatus,
+    /// `success` or `failure`.
+    result: String,
+    result_recorded: bool,
+}
+
+/// Report the outcome of an approved action (the SDK's `log_action_result`). The decision is
+/// kept; the result is stored beside it and feeds the trust score.
+#[utoipa::path(post, path = "/api/v1/sdk-api/verifications/{id}/result", tag = "sdk",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    request_body = ResultReport,
+    security(("api_key" = []), ("agent_signature" = [])),
+    responses(
+        (status = 200, description = "Recorded", body = ResultRecorded),
+        (status = 400, description = "Bad body or id", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 409, description = "Not approved, or a result is already recorded", body = ErrorBody),
+    ))]
+pub(crate) async fn sdk_record_result(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ResultRecorded>> {
+    let id = parse_uuid(&id, "verification id")?;
+    let caller = state
+        .caller(&parts(&method, &uri, &headers, &body), Role::Member)
+        .await?;
+    let report: ResultReport = super::util::parse_body(&body)?;
+    let result = match (report.result.as_deref(), report.success) {
+        (Some("success"), _) | (None, Some(true)) => "success",
+        (Some("failure"), _) | (None, Some(false)) => "failure",
+        (Some(_), _) => {
+            return Err(Error::bad_request(
+                "result must be either 'success' or 'failure'",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::bad_request(
+                "`result` is required ('success' or 'failure')",
+            ));
+        }
+    };
+    let clip = |v: Option<String>, what: &str| -> Result<Option<String>> {
+        v.map(|s| text_field(&s, what, 4000)).transpose()
+    };
+    let reason = clip(report.reason, "reason")?;
+    let summary = clip(report.result_summary, "result_summary")?;
+    let error_message = clip(report.error_message, "error_message")?;
+    let metadata = match report.metadata {
+        None | Some(serde_json::Value::Null) => None,
+        Some(m @ serde_json::Value::Object(_)) => {
+            let text = m.to_string();
+            if text.len() > MAX_CONTEXT_BYTES {
+                return Err(Error::bad_request("metadata is too large"));
+            }
+            Some(text)
+        }
+        Some(_) => return Err(Error::bad_request("metadata must be a JSON object")),
+    };
+    let (view, org) = load_verification(&state, caller.org_id(), &id).await?;
+    caller.require_agent_access(&view.agent_id, Role::Member)?;
+    let now = state.now_ms();
+    let actor = caller.actor();
+    let replay = caller.replay().cloned();
+    let agent_id = view.agent_id.clone();
+    let vid = id.clone();
+    let status = state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                if let Some(mark) = &replay {
+                    record_replay(conn, mark).await?;
+                }
+                let row: Option<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT status, result FROM verifications WHERE id = ? AND organization_id = ?",
+                )
+                .bind(&vid)
+                .bind(&org)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let (status, existing) = row.ok_or_else(|| Error::not_found("no such verification"))?;
+                if status != "approved" {
+                    return Err(Error::conflict(format!(
+                        "results can only be recorded for approved verifications; this one is {status}"
+                    )));
+                }
+                if existing.is_some() {
+                    return Err(Error::conflict("a result is already recorded for this verification"));
+                }
+                sqlx::query(
+                    "UPDATE verifications SET result = ?, result_reason = ?, result_summary = ?, result_error = ?, \
+                     result_metadata = ?, result_at = ? WHERE id = ?",
+                )
+                .bind(result)
+                .bind(&reason)
+                .bind(&summary)
+                .bind(&error_message)
+                .bind(&metadata)
+                .bind(now)
+                .bind(&vid)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &org,
+                        at: now,
+                        actor: &actor,
+                        action: "verification.result_recorded",
+                        target_type: "verification",
+                        target_id: Some(&vid),
+                        details: serde_json::json!({ "agent_id": agent_id, "result": result }),
+                    },
+                )
+                .await?;
+                let event = if result == "success" {
+                    TrustEvent::ResultSuccess
+                } else {
+                    TrustEvent::ResultFailure
+                };
+                scores::apply(conn, &agent_id, now, event, None).await?;
+                Ok(VerificationStatus::parse(&status)?)
+            })
+        })
+        .await?;
+    Ok(Json(ResultRecorded {
+        id,
+        status,
+        result: result.to_owned(),
+        result_recorded: true,
+    }))
+}
+
+/// Execution report of the PyPI SDKs' decorators.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct ExecutionReport {
+    /// Whether the guarded function ran.
+    executed: bool,
+    /// The SDK's strict mode.
+    #[serde(default, alias = "strictMode")]
+    #[allow(dead_code)]
+    strict_mode: Option<bool>,
+    /// Error text, if execution failed.
+    #[serde(default, alias = "executionError")]
+    execution_error: Option<String>,
+}
+
+/// Record whether the guarded function actually ran (sent by the PyPI SDKs' decorators).
+#[utoipa::path(post, path = "/api/v1/sdk-api/verifications/{id}/execution-status", tag = "sdk",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    request_body = ExecutionReport,
+    security(("api_key" = []), ("agent_signature" = [])),
+    responses(
+        (status = 200, description = "Recorded", body = VerificationView),
+        (status = 400, description = "Bad body or id", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+    ))]
+pub(crate) async fn sdk_execution_status(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<VerificationView>> {
+    let id = parse_uuid(&id, "verification id")?;
+    let caller = state
+        .caller(&parts(&method, &uri, &headers, &body), Role::Member)
+        .await?;
+    let report: ExecutionReport = super::util::parse_body(&body)?;
+    let error_text = report
+        .execution_error
+        .map(|e| text_field(&e, "executionError", 4000))
+        .transpose()?;
+    let (view, org) = load_verification(&state, caller.org_id(), &id).await?;
+    caller.require_agent_access(&view.agent_id, Role::Member)?;
+    let now = state.now_ms();
+    let actor = caller.actor();
+    let replay = caller.replay().cloned();
+    let vid = id.clone();
+    let org2 = org.clone();
+    state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                if let Some(mark) = &replay {
+                    record_replay(conn, mark).await?;
+                }
+                sqlx::query(
+                    "UPDATE verifications SET executed = ?, execution_reported_at = ? WHERE id = ? AND organization_id = ?",
+                )
+                .bind(i64::from(report.executed))
+                .bind(now)
+                .bind(&vid)
+                .bind(&org2)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &org2,
+                        at: now,
+                        actor: &actor,
+                        action: "verification.execution_reported",
+                        target_type: "verification",
+                        target_id: Some(&vid),
+                        details: serde_json::json!({ "executed": report.executed, "error": error_text }),
+                    },
+                )
+                .await
+            })
+        })
+        .await?;
+    Ok(Json(load_verification(&state, &org, &id).await?.0))
+}
+
+/// Query of the verification list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct ListQuery {
+    /// `pending`, `approved`, `denied` or `expired`.
+    status: Option<String>,
+    /// Only this agent (id or name).
+    agent_id: Option<String>,
+    /// 1–1000, default 100.
+    limit: Option<i64>,
+    /// Skip this many.
+    offset: Option<i64>,
+}
+
+/// A page of verifications.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationList {
+    verifications: Vec<VerificationView>,
+    total: i64,
+}
+
+/// List the organization's verifications, newest first (any role). Pending ones past their
+/// deadline are expired before listing.
+#[utoipa::path(get, path = "/api/v1/verifications", tag = "approvals",
+    params(ListQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Verifications", body = VerificationList),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ))]
+pub(crate) async fn list_verifications(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<VerificationList>> {
+    let person = state.person(&headers, Role::Viewer).await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(VerificationStatus::parse)
+        .transpose()?;
+    let limit = limit(q.limit, 100)?;
+    let offset = offset(q.offset)?;
+    let agent = match q.agent_id.as_deref() {
+        Some(a) => Some(
+            super::agents::find_agent(&state.db.read, &person.org_id, a)
+                .await?
+                .id,
+        ),
+        None => None,
+    };
+    let now = state.now_ms();
+    let (overdue,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM verifications WHERE organization_id = ? AND status = 'pending' AND pending_expires_at <= ?",
+    )
+    .bind(&person.org_id)
+    .bind(now)
+    .fetch_one(&state.db.read)
+    .await?;
+    if overdue > 0 {
+        state
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { expire_pending(conn, now, None).await }))
+            .await?;
+    }
+    let status_text = status.map(VerificationStatus::as_str);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {VERIFICATION_COLUMNS} FROM verifications v JOIN agents a ON a.id = v.agent_id \
+         WHERE v.organization_id = ? AND (? IS NULL OR v.status = ?) AND (? IS NULL OR v.agent_id = ?) \
+         ORDER BY v.created_at DESC, v.id DESC LIMIT ? OFFSET ?"
+    )))
+    .bind(&person.org_id)
+    .bind(status_text)
+    .bind(status_text)
+    .bind(&agent)
+    .bind(&agent)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&state.db.read)
+    .await?;
+    let (total,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM verifications WHERE organization_id = ? AND (? IS NULL OR status = ?) \
+         AND (? IS NULL OR agent_id = ?)",
+    )
+    .bind(&person.org_id)
+    .bind(status_text)
+    .bind(status_text)
+    .bind(&agent)
+    .bind(&agent)
+    .fetch_one(&state.db.read)
+    .await?;
+    let verifications = rows
+        .iter()
+        .map(verification_view)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Json(VerificationList {
+        verifications,
+        total,
+    }))
+}
+
+/// Get one verification (any role).
+#[utoipa::path(get, path = "/api/v1/verifications/{id}", tag = "approvals",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The verification", body = VerificationView),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such verification in this organization", body = ErrorBody),
+    ))]
+pub(crate) async fn get_verification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<VerificationView>> {
+    let id = parse_uuid(&id, "verification id")?;
+    let person = state.person(&headers, Role::Viewer).await?;
+    Ok(Json(
+        load_verification(&state, &person.org_id, &id).await?.0,
+    ))
+}
+
+/// A person's decision.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct HumanDecision {
+    /// Why (recorded, and shown to the agent as the denial reason).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+enum HumanOutcome {
+    Done,
+    Expired,
+}
+
+async fn decide_pending(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    approve: bool,
+) -> Result<Json<VerificationView>> {
+    let id = parse_uuid(id, "verification id")?;
+    let person = state.person(headers, Role::Member).await?;
+    let req: HumanDecision = parse_optional_body(body)?;
+    let note = req
+        .reason
+        .map(|r| text_field(&r, "reason", 2000))
+        .transpose()?
+        .filter(|r| !r.is_empty());
+    let now = state.now_ms();
+    let approval_ttl = duration_ms(state.config.approval_ttl);
+    let vid = id.clone();
+    let org = person.org_id.clone();
+    let outcome = state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
+                    "SELECT status, agent_id, pending_expires_at, action_type FROM verifications WHERE id = ? AND organization_id = ?",
+                )
+                .bind(&vid)
+                .bind(&person.org_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let (status, agent_id, deadline, action) = row
+                    .ok_or_else(|| Error::not_found(format!("no verification {vid} in this organization")))?;
+                if status == "pending" && deadline.is_some_and(|d| d <= now) {
+                    expire_pending(conn, now, Some(&vid)).await?;
+                    return Ok(HumanOutcome::Expired);
+                }
+                if status != "pending" {
+                    return Err(Error::conflict(format!(
+                        "verification {vid} is {status}, not pending; only pending verifications can be decided"
+                    )));
+                }
+                let verb = if approve { "approved" } else { "denied" };
+                let reason = match &note {
+                    Some(n) => format!("{verb} by {}: {n}", person.email),
+                    None => format!("{verb} by {}", person.email),
+                };
+                sqlx::query(
+                    "UPDATE verifications SET status = ?, reason = ?, decided_by = ?, decided_at = ?, \
+                     approval_expires_at = ? WHERE id = ? AND status = 'pending'",
+                )
+                .bind(verb)
+                .bind(&reason)
+                .bind(&person.email)
+                .bind(now)
+                .bind(approve.then_some(now + approval_ttl))
+                .bind(&vid)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &person.org_id,
+                        at: now,
+                        actor: &person.actor(),
+                        action: if approve {
+                            "verification.approved_by_person"
+                        } else {
+                            "verification.denied_by_person"
+                        },
+                        target_type: "verification",
+                        target_id: Some(&vid),
+                        details: serde_json::json!({ "agent_id": agent_id, "action_type": action, "reason": note }),
+                    },
+                )
+                .await?;
+                let event = if approve {
+                    TrustEvent::HumanApproval
+                } else {
+                    TrustEvent::HumanDenial
+                };
+                scores::apply(conn, &agent_id, now, event, None).await?;
+                Ok(HumanOutcome::Done)
+            })
+        })
+        .await?;
+    if matches!(outcome, HumanOutcome::Expired) {
+        return Err(Error::conflict(format!(
+            "verification {id} expired before it was decided; the agent must ask again"
+        )));
+    }
+    Ok(Json(load_verification(state, &org, &id).await?.0))
+}
+
+/// Approve a pending verification (member or higher). The polling agent then sees `approved`.
+#[utoipa::path(post, path = "/api/v1/verifications/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    request_body(content = HumanDecision, description = "Optional reason"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Approved", body = VerificationView),
+        (status = 403, description = "Role below member", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 409, description = "Not pending (already decided or expired)", body = ErrorBody),
+    ))]
+pub(crate) async fn approve_verification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<VerificationView>> {
+    decide_pending(&state, &headers, &id, &body, true).await
+}
+
+/// Deny a pending verification (member or higher). The reason reaches the agent as
+/// `denial_reason`.
+#[utoipa::path(post, path = "/api/v1/verifications/{id}/deny", tag = "approvals",
+    params(("id" = String, Path, description = "Verification id (UUID)")),
+    request_body(content = HumanDecision, description = "Reason (recommended)"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Denied", body = VerificationView),
+        (status = 403, description = "Role below member", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 409, description = "Not pending (already decided or expired)", body = ErrorBody),
+    ))]
+pub(crate) async fn deny_verification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<VerificationView>> {
+    decide_pending(&state, &headers, &id, &body, false).await
+}
