@@ -29,7 +29,8 @@ pub struct Redacted {
 /// free-form value.
 pub fn redact_url(url: &str) -> Redacted {
     let Some((scheme, rest)) = split_scheme(url) else {
-        return redact_value(url);
+        // Not `scheme://`: judge the pieces (never back to `redact_value`, which calls us).
+        return redact_pieces(url);
     };
     let mut changed = false;
     // Fragment: dropped.
@@ -402,16 +403,26 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
     ok.then_some((scheme, rest))
 }
 
-/// Byte offset of the first `scheme://` in `s`.
+/// Byte offset of the first valid `scheme://` (a letter, then letters, digits, `+ - .`).
 fn find_url_start(s: &str) -> Option<usize> {
-    let idx = s.find("://")?;
-    let start = s[..idx]
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        .last()
-        .map(|(i, _)| i)?;
-    Some(start)
+    let mut from = 0;
+    while let Some(rel) = s[from..].find("://") {
+        let idx = from + rel;
+        let start = s[..idx]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map(|(i, _)| i);
+        // Skip leading characters a scheme cannot start with (`-x://` starts at `x`).
+        if let Some(start) = start
+            && let Some(off) = s[start..idx].find(|c: char| c.is_ascii_alphabetic())
+        {
+            return Some(start + off);
+        }
+        from = idx + 3;
+    }
+    None
 }
 
 fn split_port(host_port: &str) -> (&str, &str) {
@@ -520,6 +531,26 @@ mod tests {
     }
 
     #[test]
+    fn malformed_schemes_terminate() {
+        // Found by fuzzing: a scheme-less `://` once recursed forever.
+        for s in [
+            "-:---://'\n",
+            "---://",
+            "://",
+            "1://x",
+            "a://b://c",
+            "-x://u:p@h/",
+        ] {
+            let _ = redact_url(s);
+            let _ = redact_args(&[s.to_owned()]);
+        }
+        assert_eq!(
+            redact_args(&["-x://u:p@h/".to_owned()]).0,
+            vec!["-x://h/".to_owned()]
+        );
+    }
+
+    #[test]
     fn shaped_secrets_are_removed() {
         for s in [
             "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
@@ -582,6 +613,12 @@ mod tests {
             for o in &out {
                 prop_assert!(!o.contains(MARK), "{:?}", out);
             }
+        }
+
+        #[test]
+        fn url_like_text_always_terminates(s in "[-:/a-z0-9' @?=#.]{0,40}") {
+            let _ = redact_url(&s);
+            let _ = redact_args(&[s.clone()]);
         }
 
         #[test]

@@ -25,5 +25,8 @@ fn readme_tables_match_the_code() {
         std::fs::write(&path, &want).unwrap();
         return;
     }
-    assert!(readme == want, "README tables are stale: run AIM_DETECT_BLESS=1 cargo test -p aim-detect --test readme_tables");
+    assert!(
+        readme == want,
+        "README tables are stale: run AIM_DETECT_BLESS=1 cargo test -p aim-detect --test readme_tables"
+    );
 }

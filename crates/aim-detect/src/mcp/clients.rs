@@ -214,15 +214,19 @@ pub fn parse_mcp_config(
     (findings, warnings)
 }
 
+/// Whether a `projects` key of `~/.claude.json` names `want`. Windows-style keys
+/// (`C:\\...`, `C:/...`) compare case-insensitively with either separator.
 fn same_dir(want: &Path, key: &str) -> bool {
-    let key = key.trim_end_matches(['/', '\\']);
-    let want_s = want.display().to_string();
-    let want_s = want_s.trim_end_matches(['/', '\\']);
-    want_s == key
-        || want_s
-            .replace('\\', "/")
-            .eq_ignore_ascii_case(&key.replace('\\', "/"))
-            && cfg!(windows)
+    let want = want.display().to_string();
+    let (a, b) = (
+        want.trim_end_matches(['/', '\\']),
+        key.trim_end_matches(['/', '\\']),
+    );
+    let windows = b.as_bytes().get(1) == Some(&b':');
+    a == b
+        || (windows
+            && a.replace('\\', "/")
+                .eq_ignore_ascii_case(&b.replace('\\', "/")))
 }
 
 struct Ctx<'a> {
@@ -464,6 +468,14 @@ mod tests {
             .map(|x| (x.name.as_str(), x.details.scope.as_deref()))
             .collect();
         assert_eq!(got, vec![("u", Some("user")), ("local", Some("local"))]);
+    }
+
+    #[test]
+    fn claude_code_project_keys_match_exactly_or_windows_insensitively() {
+        assert!(same_dir(Path::new("/proj"), "/proj/"));
+        assert!(!same_dir(Path::new("/proj"), "/Proj"));
+        assert!(!same_dir(Path::new("/proj"), "/proj2"));
+        assert!(same_dir(Path::new("C:\\Users\\me\\p"), "c:/users/me/p"));
     }
 
     #[test]

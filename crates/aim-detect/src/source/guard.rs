@@ -1,8 +1,11 @@
-//! A lexical pre-check that keeps `syn` from overflowing the stack on pathological input.
+//! A lexical pre-check that keeps the lexer-driven scan (the token walk, and the `syn` parsers
+//! run on `use` trees) from overflowing the stack on pathological input.
 //!
-//! `syn` parses recursively: each bracket, generic argument list, prefix operator (`!`, `-`,
-//! `*`, `&`, closure `|`), right-associative operator (`=`, `+=`, `..`) and `else`/`return`/
-//! `break`/`move` nests one level. A file crafted with a million of them would crash the
+//! Walking token groups is recursive, and so is `syn`: each bracket, generic argument list,
+//! prefix operator (`!`, `-`, `*`, `&`, closure `|`), right-associative operator (`=`, `+=`,
+//! `..`) and `else`/`return`/`break`/`move` nests one level. The guard is calibrated against a
+//! full `syn::parse_file` (a test parses the deepest accepted input of each kind), which is
+//! stricter than what the scan needs. A file crafted with a million of them would crash the
 //! process. This pass estimates the deepest nesting without parsing: open brackets plus, for
 //! each open bracket, the recursion-prone tokens seen since the last `;`, `,` or `=>` at that
 //! level. Files above [`MAX_NESTING`] are skipped with a warning. Real code stays far below.
