@@ -3,7 +3,13 @@
 //! Each top-level command lives in its own module with a clap `Args` type and a `run` function;
 //! this file only parses the command line and dispatches.
 
+mod admin_client;
+mod agent;
+mod approvals;
+mod audit;
+mod capabilities;
 mod detect;
+mod policies;
 mod server;
 mod vault;
 
@@ -21,6 +27,16 @@ struct Cli {
 /// Top-level commands (one module each).
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Agents: register (key generated locally), list, show, suspend, reactivate, revoke.
+    Agent(agent::AgentArgs),
+    /// Pending verifications: list, approve, deny.
+    Approvals(approvals::ApprovalsArgs),
+    /// Read the server's audit log.
+    Audit(audit::AuditArgs),
+    /// Capabilities: grant, revoke, review requests.
+    Capabilities(capabilities::CapabilitiesArgs),
+    /// Policies: list, add, update, remove.
+    Policies(policies::PoliciesArgs),
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
     /// Run the AIM identity server, or `aim server init` to create the first organization and admin key.
@@ -32,6 +48,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Agent(args) => agent::run(args),
+        Command::Approvals(args) => approvals::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Capabilities(args) => capabilities::run(args),
+        Command::Policies(args) => policies::run(args),
         Command::Detect(args) => detect::run(args),
         Command::Server(args) => server::run(args),
         Command::Vault(args) => vault::run(args),

@@ -104,25 +104,30 @@ pub mod routes {
     /// Verifications collection (administrator view).
     pub const VERIFICATIONS: &str = "/api/v1/verifications";
     /// Capability requests (administrator view).
-    pub const CAPABILITY_REQUESTS: &str = "/api/v1/admin/capability-requests";
+    pub const CAPABILITY_REQUESTS: &str = "/api/v1/capability-requests";
     /// Policies.
-    pub const POLICIES: &str = "/api/v1/admin/security-policies";
+    pub const POLICIES: &str = "/api/v1/policies";
     /// Audit log.
-    pub const AUDIT: &str = "/api/v1/admin/audit-logs";
+    pub const AUDIT: &str = "/api/v1/audit-logs";
 }
 
 impl AdminClient {
     /// All agents of the key's organization.
     pub async fn list_agents(&self) -> Result<Value> {
-        self.get(routes::AGENTS).await.map(|v| unwrap_list(v, "agents"))
+        self.get(routes::AGENTS)
+            .await
+            .map(|v| unwrap_list(v, "agents"))
     }
 
-    /// One agent by id, or by name (looked up in the list).
+    /// One agent by id or name.
     pub async fn get_agent(&self, id_or_name: &str) -> Result<Value> {
-        let id = self.resolve_agent(id_or_name).await?;
-        self.get(&format!("{}/{}", routes::AGENTS, encode_component(&id)))
-            .await
-            .map(|v| v.get("agent").cloned().unwrap_or(v))
+        self.get(&format!(
+            "{}/{}",
+            routes::AGENTS,
+            encode_component(id_or_name)
+        ))
+        .await
+        .map(|v| v.get("agent").cloned().unwrap_or(v))
     }
 
     /// The id of an agent given by id or name.
@@ -130,26 +135,25 @@ impl AdminClient {
         if crate::identity::is_uuid(id_or_name) {
             return Ok(id_or_name.to_owned());
         }
-        let agents = self.list_agents().await?;
-        agents
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a.get("name").and_then(Value::as_str) == Some(id_or_name))
-            .and_then(|a| a.get("id").and_then(Value::as_str))
+        let agent = self.get_agent(id_or_name).await?;
+        agent
+            .get("id")
+            .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| Error::Http {
-                status: 404,
+            .ok_or_else(|| Error::InvalidResponse {
                 url: format!("{}{}", self.server_url(), routes::AGENTS),
-                message: format!("no agent named `{id_or_name}`"),
+                message: format!("agent `{id_or_name}` has no `id`"),
             })
     }
 
     /// Sets an agent's status: `suspend`, `reactivate` or `revoke`.
     pub async fn agent_action(&self, id_or_name: &str, action: &str) -> Result<Value> {
-        let id = self.resolve_agent(id_or_name).await?;
         self.post(
-            &format!("{}/{}/{action}", routes::AGENTS, encode_component(&id)),
+            &format!(
+                "{}/{}/{action}",
+                routes::AGENTS,
+                encode_component(id_or_name)
+            ),
             &serde_json::json!({}),
         )
         .await
@@ -163,9 +167,18 @@ impl AdminClient {
     }
 
     /// Approves (`approve`) or denies (`deny`) a pending verification with a reason.
-    pub async fn decide_verification(&self, id: &str, decision: &str, reason: &str) -> Result<Value> {
+    pub async fn decide_verification(
+        &self,
+        id: &str,
+        decision: &str,
+        reason: &str,
+    ) -> Result<Value> {
         self.post(
-            &format!("{}/{}/{decision}", routes::VERIFICATIONS, encode_component(id)),
+            &format!(
+                "{}/{}/{decision}",
+                routes::VERIFICATIONS,
+                encode_component(id)
+            ),
             &serde_json::json!({ "reason": reason }),
         )
         .await
@@ -173,21 +186,23 @@ impl AdminClient {
 
     /// Grants capability `capability` to an agent.
     pub async fn grant_capability(&self, agent: &str, capability: &str) -> Result<Value> {
-        let id = self.resolve_agent(agent).await?;
         self.post(
-            &format!("{}/{}/capabilities", routes::AGENTS, encode_component(&id)),
-            &serde_json::json!({ "capabilityType": capability }),
+            &format!(
+                "{}/{}/capabilities",
+                routes::AGENTS,
+                encode_component(agent)
+            ),
+            &serde_json::json!({ "capability": capability }),
         )
         .await
     }
 
     /// Revokes capability `capability` from an agent.
     pub async fn revoke_capability(&self, agent: &str, capability: &str) -> Result<Value> {
-        let id = self.resolve_agent(agent).await?;
         self.delete(&format!(
             "{}/{}/capabilities/{}",
             routes::AGENTS,
-            encode_component(&id),
+            encode_component(agent),
             encode_component(capability)
         ))
         .await
@@ -196,29 +211,73 @@ impl AdminClient {
     /// Capability requests, optionally filtered by status (`pending`, ...).
     pub async fn capability_requests(&self, status: Option<&str>) -> Result<Value> {
         let path = match status {
-            Some(s) => format!("{}?status={}", routes::CAPABILITY_REQUESTS, encode_component(s)),
+            Some(s) => format!(
+                "{}?status={}",
+                routes::CAPABILITY_REQUESTS,
+                encode_component(s)
+            ),
             None => routes::CAPABILITY_REQUESTS.to_owned(),
         };
         self.get(&path).await.map(|v| unwrap_list(v, "requests"))
     }
 
     /// Approves (`approve`) or rejects (`reject`) a capability request.
-    pub async fn decide_capability_request(&self, id: &str, decision: &str) -> Result<Value> {
+    pub async fn decide_capability_request(
+        &self,
+        id: &str,
+        decision: &str,
+        reason: Option<&str>,
+    ) -> Result<Value> {
         self.post(
-            &format!("{}/{}/{decision}", routes::CAPABILITY_REQUESTS, encode_component(id)),
-            &serde_json::json!({}),
+            &format!(
+                "{}/{}/{decision}",
+                routes::CAPABILITY_REQUESTS,
+                encode_component(id)
+            ),
+            &serde_json::json!({ "reason": reason }),
         )
+        .await
+    }
+
+    /// The agent's granted and declared capabilities.
+    pub async fn capabilities(&self, agent: &str) -> Result<Value> {
+        self.get(&format!(
+            "{}/{}/capabilities",
+            routes::AGENTS,
+            encode_component(agent)
+        ))
+        .await
+    }
+
+    /// One verification (administrator view).
+    pub async fn verification(&self, id: &str) -> Result<Value> {
+        self.get(&format!(
+            "{}/{}",
+            routes::VERIFICATIONS,
+            encode_component(id)
+        ))
         .await
     }
 
     /// All policies.
     pub async fn list_policies(&self) -> Result<Value> {
-        self.get(routes::POLICIES).await.map(|v| unwrap_list(v, "policies"))
+        self.get(routes::POLICIES)
+            .await
+            .map(|v| unwrap_list(v, "policies"))
     }
 
     /// Creates a policy from its JSON description.
     pub async fn create_policy(&self, policy: &Value) -> Result<Value> {
         self.post(routes::POLICIES, policy).await
+    }
+
+    /// Updates a policy (absent fields unchanged).
+    pub async fn update_policy(&self, id_or_name: &str, changes: &Value) -> Result<Value> {
+        self.put(
+            &format!("{}/{}", routes::POLICIES, encode_component(id_or_name)),
+            changes,
+        )
+        .await
     }
 
     /// Deletes a policy.

@@ -251,8 +251,10 @@ impl AimClient {
     pub async fn verify_action(&self, request: &ActionRequest) -> Result<Approval> {
         request.validate()?;
         let started = self.clock().now();
-        let deadline =
-            started + request.timeout.unwrap_or(self.inner.config.verification_timeout);
+        let deadline = started
+            + request
+                .timeout
+                .unwrap_or(self.inner.config.verification_timeout);
         let timestamp = wire::sdk_utc_timestamp(self.clock().wall());
         let body = wire::verification_body(
             self.inner.identity.keypair(),
@@ -261,7 +263,12 @@ impl AimClient {
             &timestamp,
         );
         let response = self
-            .agent_request(Method::POST, PATH_VERIFICATIONS, Some(&body), Some(deadline))
+            .agent_request(
+                Method::POST,
+                PATH_VERIFICATIONS,
+                Some(&body),
+                Some(deadline),
+            )
             .await?;
         let state = verification_state(response)?;
         let verification_id = match state {

@@ -230,8 +230,7 @@ impl ClientConfig {
             config.request_timeout = Duration::from_secs(parse_num("AIM_TIMEOUT", &v)?);
         }
         if let Some(v) = var("AIM_VERIFY_TIMEOUT") {
-            config.verification_timeout =
-                Duration::from_secs(parse_num("AIM_VERIFY_TIMEOUT", &v)?);
+            config.verification_timeout = Duration::from_secs(parse_num("AIM_VERIFY_TIMEOUT", &v)?);
         }
         if let Some(v) = var("AIM_RETRIES") {
             config.retry.max_attempts = parse_num("AIM_RETRIES", &v)?.clamp(1, 20) as u32;
@@ -504,11 +503,7 @@ mod tests {
             c.home_dir_with(&lookup(&[("AIM_HOME", "/a")])).unwrap(),
             PathBuf::from("/code")
         );
-        assert!(
-            ClientConfig::default()
-                .home_dir_with(&lookup(&[]))
-                .is_err()
-        );
+        assert!(ClientConfig::default().home_dir_with(&lookup(&[])).is_err());
     }
 
     #[test]
@@ -521,7 +516,13 @@ mod tests {
             normalize_base_url("https://aim.example").unwrap(),
             "https://aim.example"
         );
-        for bad in ["ftp://x", "127.0.0.1:8080", "http://", "https://h/aim", "http://h?x"] {
+        for bad in [
+            "ftp://x",
+            "127.0.0.1:8080",
+            "http://",
+            "https://h/aim",
+            "http://h?x",
+        ] {
             assert!(normalize_base_url(bad).is_err(), "{bad}");
         }
     }

@@ -97,9 +97,9 @@ fn transport_message(kind: &TransportKind, url: &str, message: &str) -> String {
         .map_or(url, |i| &url[..i])
         .trim_end_matches('/');
     match kind {
-        TransportKind::Connect => format!(
-            "AIM server unreachable at {origin}: {message}; is `aim server` running?"
-        ),
+        TransportKind::Connect => {
+            format!("AIM server unreachable at {origin}: {message}; is `aim server` running?")
+        }
         TransportKind::Timeout => {
             format!("AIM server at {origin} did not answer in time ({url}): {message}")
         }

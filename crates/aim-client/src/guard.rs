@@ -286,7 +286,11 @@ pub mod __private {
     }
 
     /// Async guard used by the macro.
-    pub async fn guard_async<C, T, E, F, Fut>(client: C, request: ActionRequest, f: F) -> Result<T, E>
+    pub async fn guard_async<C, T, E, F, Fut>(
+        client: C,
+        request: ActionRequest,
+        f: F,
+    ) -> Result<T, E>
     where
         C: ClientSource,
         F: FnOnce() -> Fut,

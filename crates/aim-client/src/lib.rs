@@ -43,7 +43,7 @@ pub use admin::AdminClient;
 pub use client::{AimClient, PATH_REGISTER, PATH_VERIFICATIONS};
 pub use config::{ApiKey, ClientConfig, DEFAULT_SERVER_URL, DegradedMode, KeyProtection};
 pub use error::{Error, Result, TransportKind};
-pub use guard::{ClientSource, DefaultClient, __private, default_client};
+pub use guard::{__private, ClientSource, DefaultClient, default_client};
 pub use http::{HEADER_API_KEY, HEADER_REGISTRATION_KEY, USER_AGENT};
 pub use identity::AgentIdentity;
 pub use poll::PollPolicy;

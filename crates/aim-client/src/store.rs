@@ -158,7 +158,13 @@ impl CredentialStore {
                 let params = Argon2Params::parse(pk.kdf.as_deref().unwrap_or_default())?;
                 let salt = b64::decode(pk.salt.as_deref().unwrap_or_default(), "salt")?;
                 let key = params.derive(passphrase.expose(), &salt)?;
-                open(&key, &aad, &pk.data, &path, "wrong passphrase or tampered file")?
+                open(
+                    &key,
+                    &aad,
+                    &pk.data,
+                    &path,
+                    "wrong passphrase or tampered file",
+                )?
             }
             SCHEME_KEYRING => {
                 let (service, user) = match (&pk.keyring_service, &pk.keyring_user) {
@@ -171,7 +177,13 @@ impl CredentialStore {
                     }
                 };
                 let key = keyring::load_key(service, user)?;
-                open(&key, &aad, &pk.data, &path, "keyring key does not match the file")?
+                open(
+                    &key,
+                    &aad,
+                    &pk.data,
+                    &path,
+                    "keyring key does not match the file",
+                )?
             }
             SCHEME_PLAINTEXT => {
                 tracing::warn!(path = %path.display(), "agent private key is stored UNENCRYPTED");
@@ -292,19 +304,21 @@ impl CredentialStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot read", &path, &e)),
         };
-        let all: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-            Error::Credentials(format!("{} is not JSON: {e}", path.display()))
-        })?;
+        let all: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::Credentials(format!("{} is not JSON: {e}", path.display())))?;
         let Some(entry) = all.get(name) else {
             return Ok(None);
         };
         let field = |k: &str| {
-            entry.get(k).and_then(serde_json::Value::as_str).ok_or_else(|| {
-                Error::Credentials(format!(
-                    "{} entry `{name}` has no `{k}` (is this the SDK's agent store?)",
-                    path.display()
-                ))
-            })
+            entry
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| {
+                    Error::Credentials(format!(
+                        "{} entry `{name}` has no `{k}` (is this the SDK's agent store?)",
+                        path.display()
+                    ))
+                })
         };
         let keypair =
             AgentKeypair::from_private_key_b64_checked(field("private_key")?, field("public_key")?)
@@ -389,9 +403,8 @@ fn open(
     what: &str,
 ) -> Result<Zeroizing<String>> {
     let envelope = b64::decode(data, "sealed private key")?;
-    let plain = aead::open(key, aad, &envelope).map_err(|_| {
-        Error::Credentials(format!("cannot decrypt {}: {what}", path.display()))
-    })?;
+    let plain = aead::open(key, aad, &envelope)
+        .map_err(|_| Error::Credentials(format!("cannot decrypt {}: {what}", path.display())))?;
     String::from_utf8(plain.to_vec())
         .map(Zeroizing::new)
         .map_err(|_| Error::Credentials(format!("{}: decrypted key is not text", path.display())))
@@ -441,7 +454,10 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let suffix: [u8; 8] = aim_crypto::random::random_array()?;
     let tmp = dir.join(format!(
         ".tmp-{}",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     ));
     let result = (|| {
         let mut file = fs::OpenOptions::new()
@@ -476,7 +492,13 @@ mod tests {
     }
 
     fn identity(name: &str) -> AgentIdentity {
-        AgentIdentity::new(name, ID, "http://127.0.0.1:1", AgentKeypair::from_seed(&SEED)).unwrap()
+        AgentIdentity::new(
+            name,
+            ID,
+            "http://127.0.0.1:1",
+            AgentKeypair::from_seed(&SEED),
+        )
+        .unwrap()
     }
 
     fn pass(p: &str) -> KeyProtection {
@@ -488,7 +510,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("aimhome");
         let store = CredentialStore::new(&root, fast());
-        let path = store.save(&identity("bot-1"), &pass("correct horse")).unwrap();
+        let path = store
+            .save(&identity("bot-1"), &pass("correct horse"))
+            .unwrap();
         assert_eq!(path, root.join("agents/bot-1.json"));
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&root), 0o700);
@@ -502,7 +526,10 @@ mod tests {
         // No temporary files left behind.
         assert_eq!(fs::read_dir(root.join("agents")).unwrap().count(), 1);
 
-        let loaded = store.load("bot-1", &pass("correct horse")).unwrap().unwrap();
+        let loaded = store
+            .load("bot-1", &pass("correct horse"))
+            .unwrap()
+            .unwrap();
         assert_eq!(loaded.agent_id(), ID);
         assert_eq!(loaded.public_key_b64(), PUBLIC_KEY_B64);
         assert_eq!(store.list().unwrap(), vec!["bot-1".to_string()]);
@@ -544,7 +571,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::new(dir.path(), fast());
         if !keyring::available() {
-            let err = store.save(&identity("bot"), &KeyProtection::Auto).unwrap_err();
+            let err = store
+                .save(&identity("bot"), &KeyProtection::Auto)
+                .unwrap_err();
             assert!(err.to_string().contains("passphrase"), "{err}");
             assert!(!store.agent_path("bot").unwrap().exists());
         }
@@ -622,17 +651,16 @@ mod tests {
         let before = fs::read(&py_path).unwrap();
         let store = CredentialStore::new(dir.path(), fast());
         assert!(store.import_python("nope", &pass("pw")).unwrap().is_none());
-        let id = store.import_python("my-agent", &pass("pw")).unwrap().unwrap();
+        let id = store
+            .import_python("my-agent", &pass("pw"))
+            .unwrap()
+            .unwrap();
         assert_eq!(id.server_url(), "http://localhost:8080");
         assert_eq!(fs::read(&py_path).unwrap(), before);
         let loaded = store.load("my-agent", &pass("pw")).unwrap().unwrap();
         assert_eq!(loaded.agent_id(), ID);
         // An SDK-credentials file (the §13.C1 collision) is recognised as not an agent map.
-        fs::write(
-            &py_path,
-            r#"{"x": {"aim_url": "u", "refresh_token": "t"}}"#,
-        )
-        .unwrap();
+        fs::write(&py_path, r#"{"x": {"aim_url": "u", "refresh_token": "t"}}"#).unwrap();
         assert!(matches!(
             store.import_python("x", &pass("pw")),
             Err(Error::Credentials(m)) if m.contains("agent store")

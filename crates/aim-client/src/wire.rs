@@ -139,20 +139,10 @@ mod tests {
                 "query": "SELECT 1", "n": 1, "f": 100.0, "u": "café",
                 "nested": {"b": [1, {"z": null, "a": true}]}
             }));
-        let body = verification_body(
-            &keypair,
-            AGENT_ID,
-            &request,
-            &sdk_utc_timestamp(v1_time()),
-        );
+        let body = verification_body(&keypair, AGENT_ID, &request, &sdk_utc_timestamp(v1_time()));
         assert_eq!(body, V1_HTTP_BODY);
-        let headers = keypair.sign_request(
-            AGENT_ID,
-            "POST",
-            V1_PATH,
-            UNIX_SECONDS,
-            body.as_bytes(),
-        );
+        let headers =
+            keypair.sign_request(AGENT_ID, "POST", V1_PATH, UNIX_SECONDS, body.as_bytes());
         assert_eq!(headers.signature, V1_HEADER_SIGNATURE);
     }
 
@@ -183,21 +173,13 @@ mod tests {
             risk_level: Some("high".into()),
         };
         payload
-            .verify(
-                &keypair.public_key(),
-                parsed["signature"].as_str().unwrap(),
-            )
+            .verify(&keypair.public_key(), parsed["signature"].as_str().unwrap())
             .unwrap();
     }
 
     #[test]
     fn result_body_matches_the_python_sdk_v1() {
-        let body = result_body(
-            true,
-            Some("ok"),
-            None,
-            &sdk_aware_timestamp(v1_time()),
-        );
+        let body = result_body(true, Some("ok"), None, &sdk_aware_timestamp(v1_time()));
         assert_eq!(body, V1_RESULT_BODY);
         let keypair = AgentKeypair::from_seed(&SEED);
         let headers = keypair.sign_request(

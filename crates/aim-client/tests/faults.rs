@@ -197,9 +197,18 @@ async fn gives_up_after_the_bounded_attempts_and_never_retries_other_4xx() {
             matches!(&err, Error::Http { status: s, .. } if s == &status),
             "{err:?}"
         );
-        assert_eq!(stub.seen.lock().unwrap().len(), 1, "status {status} was retried");
+        assert_eq!(
+            stub.seen.lock().unwrap().len(),
+            1,
+            "status {status} was retried"
+        );
     }
-    let (_, url) = start_stub(vec![Canned::Status(401, r#"{"error": "Invalid signature"}"#, None)]).await;
+    let (_, url) = start_stub(vec![Canned::Status(
+        401,
+        r#"{"error": "Invalid signature"}"#,
+        None,
+    )])
+    .await;
     let (client, _) = make_client(&url, fast_retry(4));
     let err = client
         .verify_action(&ActionRequest::new("read_database"))
@@ -256,7 +265,12 @@ async fn a_lost_result_answer_retried_into_409_counts_as_recorded() {
     .await;
     let (client, _) = make_client(&url, fast_retry(3));
     client
-        .log_action_result("11111111-2222-3333-4444-555555555555", true, Some("ok"), None)
+        .log_action_result(
+            "11111111-2222-3333-4444-555555555555",
+            true,
+            Some("ok"),
+            None,
+        )
         .await
         .unwrap();
     let seen = stub.seen.lock().unwrap().clone();

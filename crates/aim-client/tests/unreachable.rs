@@ -47,7 +47,10 @@ fn assert_unreachable(err: &Error) {
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("unreachable") && text.contains("aim server"), "{text}");
+    assert!(
+        text.contains("unreachable") && text.contains("aim server"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +64,11 @@ async fn unreachable_server_fails_closed_async() {
         .await
         .unwrap_err();
     assert_unreachable(&err);
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "the action ran without approval");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "the action ran without approval"
+    );
 }
 
 #[test]
@@ -150,7 +157,9 @@ mod macro_fail_closed {
         #[aim_macros::action("read_database", resource = format!("customer/{id}"), client = &self.aim, crate = ::aim_client)]
         async fn fetch(&self, id: u32) -> Result<u32, Error> {
             self.reads.fetch_add(1, Ordering::SeqCst);
-            let doubled: u32 = id.checked_mul(2).ok_or(Error::Configuration("overflow".into()))?;
+            let doubled: u32 = id
+                .checked_mul(2)
+                .ok_or(Error::Configuration("overflow".into()))?;
             Ok(doubled)
         }
     }
