@@ -1,1 +1,15 @@
 //! Hardware key sources and presence checks for the memory vault: TPM 2.0, FIDO2 and TOTP.
+//!
+//! | module | feature | what |
+//! |---|---|---|
+//! | [`totp`] | always | RFC 6238 codes as a [`vault_store::Presence`] check, replay-protected, secret sealed in the vault |
+//! | [`fido2`] | `fido2` for hardware | FIDO2: `Authenticator` trait, software model, hmac-secret key source, verified presence |
+//! | `tpm` | `tpm` | TPM 2.0 sealing of key-encryption keys: `tpm::TpmKeySource` ([`vault_store::ExternalKeySource`]) |
+
+mod error;
+pub mod fido2;
+pub mod totp;
+#[cfg(feature = "tpm")]
+pub mod tpm;
+
+pub use error::{HwError, Result};
