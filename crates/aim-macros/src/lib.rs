@@ -78,7 +78,9 @@ use syn::{Expr, ItemFn, LitStr, Path, ReturnType, Token, parse_macro_input};
 pub fn action(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(args as Args);
     let func = parse_macro_input!(item as ItemFn);
-    expand(args, func).unwrap_or_else(|e| e.to_compile_error()).into()
+    expand(args, func)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
 }
 
 struct Args {
@@ -158,7 +160,10 @@ impl Parse for Args {
                         }
                     };
                     if slot.is_some() {
-                        return Err(syn::Error::new(name.span(), format!("`{name}` given twice")));
+                        return Err(syn::Error::new(
+                            name.span(),
+                            format!("`{name}` given twice"),
+                        ));
                     }
                     *slot = Some(value);
                 }
@@ -170,7 +175,10 @@ impl Parse for Args {
 
 fn set<T>(slot: &mut Option<T>, value: T, name: &str) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(Span::call_site(), format!("`{name}` given twice")));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            format!("`{name}` given twice"),
+        ));
     }
     *slot = Some(value);
     Ok(())
