@@ -43,6 +43,7 @@ impl AdminClient {
                 retry: config.retry.clone(),
                 request_timeout: config.request_timeout,
                 clock: Arc::new(SystemClock),
+                recent: Default::default(),
             },
             http: crate::client::http_client(config)?,
             api_key,

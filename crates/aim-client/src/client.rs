@@ -91,6 +91,7 @@ impl AimClient {
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             clock,
+            recent: Default::default(),
         };
         let http = http_client(&config)?;
         Ok(Self {
@@ -163,6 +164,7 @@ impl AimClient {
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             clock: Arc::new(SystemClock),
+            recent: Default::default(),
         };
         let http = http_client(&config)?;
         let response = transport

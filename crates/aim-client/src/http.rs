@@ -1,7 +1,7 @@
 //! Sending one request: authentication headers (signed afresh on every attempt), bounded
 //! retries with jitter for transient failures, and the caller's deadline.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -107,6 +107,8 @@ pub(crate) struct Transport {
     pub(crate) retry: RetryPolicy,
     pub(crate) request_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
+    /// (second, digest of method/path/body) signed recently; see [`Transport::fresh_second`].
+    pub(crate) recent: Arc<Mutex<Vec<(u64, [u8; 32])>>>,
 }
 
 impl Transport {
@@ -128,24 +130,8 @@ impl Transport {
             .map_or(path_and_query, |(p, _)| p);
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
-        let mut last_signed: Option<u64> = None;
         loop {
             attempt += 1;
-            // The server's replay guard rejects a signature it has seen: a retry must not be
-            // signed in the same second as the previous attempt (same bytes, same signature).
-            let mut unix = self.unix_now();
-            if last_signed == Some(unix) {
-                let into_second = self
-                    .clock
-                    .wall()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .subsec_nanos();
-                self.clock
-                    .sleep(Duration::from_nanos(u64::from(1_000_000_000 - into_second)))
-                    .await;
-                unix = self.unix_now().max(unix + 1);
-            }
             let mut timeout = self.request_timeout;
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(self.clock.now());
@@ -164,7 +150,7 @@ impl Transport {
             }
             request = match auth {
                 Auth::Agent { identity, api_key } => {
-                    last_signed = Some(unix);
+                    let unix = self.fresh_second(method.as_str(), path, bytes).await;
                     let headers = identity.keypair().sign_request(
                         identity.agent_id(),
                         method.as_str(),
@@ -226,6 +212,45 @@ impl Transport {
                     return Err(err);
                 }
             }
+        }
+    }
+
+    /// A Unix second in which this client has not yet signed the same method, path and body.
+    ///
+    /// The server accepts each signature once. With one-second timestamps, two identical
+    /// requests (a retry, or fast polls of the same verification) signed in the same second
+    /// would carry the same signature and the second would be refused as a replay, so the
+    /// client waits for the next second instead.
+    async fn fresh_second(&self, method: &str, path: &str, body: &[u8]) -> u64 {
+        let mut message = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+        message.extend_from_slice(method.as_bytes());
+        message.push(b'\n');
+        message.extend_from_slice(path.as_bytes());
+        message.push(b'\n');
+        message.extend_from_slice(body);
+        let digest = aim_crypto::hash::sha256(&message);
+        loop {
+            let unix = self.unix_now();
+            {
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                recent.retain(|(ts, _)| *ts >= unix);
+                if !recent.iter().any(|(ts, d)| *ts == unix && *d == digest) {
+                    if recent.len() >= 1024 {
+                        recent.remove(0);
+                    }
+                    recent.push((unix, digest));
+                    return unix;
+                }
+            }
+            let into_second = self
+                .clock
+                .wall()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            self.clock
+                .sleep(Duration::from_nanos(u64::from(1_000_000_000 - into_second)))
+                .await;
         }
     }
 
