@@ -16,6 +16,7 @@ pub mod shamir;
 pub mod share;
 pub mod vault;
 
+pub use age;
 pub use error::{EscrowError, Result};
 pub use holder::{HolderIdentities, HolderRecipient, RecipientFingerprint};
 pub use shamir::{SplitSpec, combine, combine_text, split};
