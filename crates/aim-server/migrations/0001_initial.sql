@@ -260,14 +260,25 @@ CREATE TABLE capability_reports (
     received_at BIGINT NOT NULL
 );
 
--- Signed Merkle tree heads witnessed for agents (vault audit logs).
+-- Signed Merkle tree heads witnessed for agents (vault audit logs), per agent and log.
 CREATE TABLE tree_heads (
     agent_id TEXT NOT NULL REFERENCES agents (id),
+    log_id TEXT NOT NULL,
     tree_size BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
     root_hash TEXT NOT NULL,
     head_timestamp BIGINT NOT NULL,
-    signature TEXT NOT NULL,
+    key_id TEXT NOT NULL,
     public_key TEXT NOT NULL,
+    signature TEXT NOT NULL,
     received_at BIGINT NOT NULL,
-    PRIMARY KEY (agent_id, tree_size)
+    PRIMARY KEY (agent_id, log_id, tree_size)
+);
+
+-- Keys other than its identity key that an agent declares for signing tree heads.
+CREATE TABLE tree_head_keys (
+    agent_id TEXT NOT NULL REFERENCES agents (id),
+    public_key TEXT NOT NULL,
+    declared_at BIGINT NOT NULL,
+    PRIMARY KEY (agent_id, public_key)
 );

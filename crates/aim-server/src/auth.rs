@@ -134,6 +134,31 @@ impl Person {
     }
 }
 
+/// An API key row joined with its owner: id, organization, user, key role, revoked at, user
+/// role, user status, e-mail, last used at.
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<i64>,
+);
+
+/// An agent's key columns: id, organization, name, status, key, previous key, grace end.
+type AgentKeyRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
 /// The parts of a request authentication looks at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestParts<'a> {
@@ -224,7 +249,7 @@ impl AppState {
         if !looks_like_api_key(key) {
             return Err(Error::unauthorized("invalid API key"));
         }
-        let row: Option<(String, String, String, String, Option<i64>, String, String, String, Option<i64>)> =
+        let row: Option<KeyRow> =
             sqlx::query_as(
                 "SELECT k.id, k.organization_id, k.user_id, k.role, k.revoked_at, u.role, u.status, u.email, k.last_used_at \
                  FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
@@ -368,7 +393,7 @@ impl AppState {
 
     /// The agent's keys and status, for signature checks.
     pub(crate) async fn agent_keys(&self, agent_id: &str) -> Result<AgentKeys> {
-        let row: Option<(String, String, String, String, String, Option<String>, Option<i64>)> =
+        let row: Option<AgentKeyRow> =
             sqlx::query_as(
                 "SELECT id, organization_id, name, status, public_key, previous_public_key, previous_key_valid_until \
                  FROM agents WHERE id = ?",

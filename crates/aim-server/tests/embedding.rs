@@ -1,5 +1,7 @@
 //! The embedding API: start on a free loopback port, answer, shut down, restart on the same data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -18,9 +18,10 @@ type Completion = Box<dyn FnOnce(Option<&Error>) + Send>;
 
 /// A unit of work for the writer: runs against the write connection inside the batch's
 /// transaction and returns how to answer its caller once the batch is durable.
-pub(crate) struct Job(
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completion> + Send>,
-);
+pub(crate) struct Job(Box<RunJob>);
+
+/// The body of a [`Job`].
+type RunJob = dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completion> + Send;
 
 /// Handle to the writer task.
 #[derive(Clone)]
@@ -131,7 +132,7 @@ async fn run(
         };
         let mut completions = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
-            completions.push((job.0)(&mut *tx).await);
+            completions.push((job.0)(&mut tx).await);
         }
         match tx.commit().await {
             Ok(()) => {

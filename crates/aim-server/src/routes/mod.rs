@@ -10,6 +10,7 @@ pub(crate) mod people;
 pub(crate) mod policies;
 pub(crate) mod util;
 pub(crate) mod verifications;
+pub(crate) mod witness;
 
 use std::sync::Arc;
 
@@ -155,6 +156,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oversight::audit_log))
         .routes(routes!(oversight::trust_score))
         .routes(routes!(oversight::trust_history))
+        .routes(routes!(witness::publish_head, witness::list_heads))
+        .routes(routes!(
+            witness::publish_named_head,
+            witness::list_named_heads
+        ))
+        .routes(routes!(witness::declare_head_key))
         // People.
         .routes(routes!(people::current_organization))
         .routes(routes!(people::list_users, people::create_user))

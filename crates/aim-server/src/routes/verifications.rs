@@ -799,7 +799,7 @@ pub(crate) async fn sdk_record_result(
                     TrustEvent::ResultFailure
                 };
                 scores::apply(conn, &agent_id, now, event, None).await?;
-                Ok(VerificationStatus::parse(&status)?)
+                VerificationStatus::parse(&status)
             })
         })
         .await?;

@@ -1,0 +1,14 @@
+//! Integration tests: the real server on a loopback port, driven over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod agents;
+mod auth;
+mod bad_input;
+mod capabilities;
+mod harness;
+mod mcp;
+mod oversight;
+mod policies;
+mod verifications;
+mod witness;
