@@ -1,5 +1,6 @@
 //! `aim vault`: the encrypted memory vault.
 
+mod escrow;
 mod secrets;
 
 use std::io::{Read, Write};
@@ -221,6 +222,12 @@ enum VaultCommand {
     /// Show or change the profile's gate configuration.
     #[command(subcommand)]
     Gates(GatesCommand),
+    /// Shamir key escrow of the profile's recovery key: create, list, recover.
+    #[command(subcommand)]
+    Escrow(escrow::EscrowCommand),
+    /// Dead-man switch: set, check-in, status, release.
+    #[command(subcommand)]
+    Deadman(escrow::DeadmanCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -441,6 +448,8 @@ pub(crate) fn run(args: VaultArgs) -> Result<()> {
             );
             Ok(())
         }
+        VaultCommand::Escrow(cmd) => escrow::run_escrow(&args, cmd),
+        VaultCommand::Deadman(cmd) => escrow::run_deadman(&args, cmd),
         _ => {
             let vault = args.open()?;
             let key = args.key_source()?;
@@ -712,11 +721,5 @@ fn rotate(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource, batch: usize) 
         "rotated profile {} from key epoch {} to {}: {} memories re-encrypted",
         args.profile, report.from_epoch, report.to_epoch, report.memories
     );
-    if !report.invalidated_escrows.is_empty() {
-        println!(
-            "recovery keys no longer valid for escrows: {}",
-            report.invalidated_escrows.join(", ")
-        );
-    }
-    Ok(())
+    escrow::after_rotation(s, &report)
 }

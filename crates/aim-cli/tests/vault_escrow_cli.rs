@@ -1,0 +1,273 @@
+//! `aim vault escrow ...` and `aim vault deadman ...` end to end (secrets on stdin as fd 0).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const FAST: &str = "argon2id$v=19$m=64,t=1,p=1";
+
+fn aim(vault: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aim"))
+        .arg("vault")
+        .arg("--vault")
+        .arg(vault)
+        .args(args)
+        .env_remove("AIM_VAULT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn fails(o: &Output, reason: &str) {
+    assert!(
+        !o.status.success(),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(reason), "{err}");
+}
+
+/// An age identity file and its recipient.
+fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let id = vault_escrow::age::x25519::Identity::generate();
+    let path = dir.join(format!("{name}.key"));
+    let secret =
+        vault_escrow::age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_owned();
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    (path, id.to_public().to_string())
+}
+
+#[test]
+fn escrow_create_list_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("vault.db");
+    ok(&aim(&v, &["init"], ""));
+    ok(&aim(
+        &v,
+        &[
+            "profile",
+            "create",
+            "agent",
+            "--kdf-params",
+            FAST,
+            "--passphrase-fd",
+            "0",
+        ],
+        "old\n",
+    ));
+    let people: Vec<(PathBuf, String)> = (1..=4)
+        .map(|i| keypair(dir.path(), &format!("h{i}")))
+        .collect();
+    let out = dir.path().join("shares");
+    std::fs::create_dir(&out).unwrap();
+    let holders: Vec<String> = people
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| format!("holder{}={r}", i + 1))
+        .collect();
+    let mut args = vec![
+        "escrow",
+        "create",
+        "-k",
+        "3",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--passphrase-fd",
+        "0",
+    ];
+    for h in &holders {
+        args.push("--holder");
+        args.push(h);
+    }
+    let created = ok(&aim(&v, &args, "old\n"));
+    assert!(created.contains("3 of 4 shares"), "{created}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    let listed = ok(&aim(&v, &["escrow", "list"], ""));
+    assert!(
+        listed.contains("3 of 4") && listed.contains("active"),
+        "{listed}"
+    );
+
+    // Two shares are not enough; nothing changes.
+    let f = |i: usize| files[i].to_str().unwrap().to_owned();
+    let k = |i: usize| people[i].0.to_str().unwrap().to_owned();
+    let (f0, f1, f2, f3) = (f(0), f(1), f(2), f(3));
+    let (k1, k2, k3) = (k(1), k(2), k(3));
+    fails(
+        &aim(
+            &v,
+            &[
+                "escrow",
+                "recover",
+                "--share",
+                &f1,
+                "--share",
+                &f3,
+                "-i",
+                &k1,
+                "-i",
+                &k3,
+                "--kdf-params",
+                FAST,
+                "--passphrase-fd",
+                "0",
+            ],
+            "new\n",
+        ),
+        "needs 3",
+    );
+    // A share without its holder's key cannot be read.
+    fails(
+        &aim(
+            &v,
+            &[
+                "escrow",
+                "recover",
+                "--share",
+                &f0,
+                "--share",
+                &f1,
+                "--share",
+                &f3,
+                "-i",
+                &k1,
+                "-i",
+                &k3,
+                "--passphrase-fd",
+                "0",
+            ],
+            "new\n",
+        ),
+        "cannot decrypt",
+    );
+    // Shares 2, 3, 4 recover and set a new passphrase.
+    let rec = ok(&aim(
+        &v,
+        &[
+            "escrow",
+            "recover",
+            "--share",
+            &f1,
+            "--share",
+            &f2,
+            "--share",
+            &f3,
+            "-i",
+            &k1,
+            "-i",
+            &k2,
+            "-i",
+            &k3,
+            "--kdf-params",
+            FAST,
+            "--passphrase-fd",
+            "0",
+        ],
+        "new\n",
+    ));
+    assert!(rec.contains("old one no longer works"), "{rec}");
+    fails(
+        &aim(&v, &["list", "--passphrase-fd", "0"], "old\n"),
+        "does not unlock",
+    );
+    ok(&aim(&v, &["list", "--passphrase-fd", "0"], "new\n"));
+    assert!(ok(&aim(&v, &["escrow", "list"], "")).contains("superseded"));
+}
+
+#[test]
+fn deadman_set_status_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("vault.db");
+    ok(&aim(&v, &["init"], ""));
+    ok(&aim(
+        &v,
+        &[
+            "profile",
+            "create",
+            "agent",
+            "--kdf-params",
+            FAST,
+            "--passphrase-fd",
+            "0",
+        ],
+        "pw\n",
+    ));
+    let content = dir.path().join("c.txt");
+    std::fs::write(&content, "for my heirs").unwrap();
+    let id = ok(&aim(
+        &v,
+        &[
+            "store",
+            "--file",
+            content.to_str().unwrap(),
+            "-c",
+            "1",
+            "--passphrase-fd",
+            "0",
+        ],
+        "pw\n",
+    ));
+    let id = id.trim().to_owned();
+    let (_, alice) = keypair(dir.path(), "alice");
+    let heir = format!("alice={alice}");
+    ok(&aim(
+        &v,
+        &[
+            "deadman",
+            "set",
+            "--heir",
+            &heir,
+            "--interval",
+            "30d",
+            "--memory",
+            &id,
+            "--passphrase-fd",
+            "0",
+        ],
+        "pw\n",
+    ));
+    let st = ok(&aim(&v, &["deadman", "status"], ""));
+    assert!(st.contains("armed") && st.contains("alice"), "{st}");
+    // Before the deadline, release refuses and writes nothing.
+    let out = dir.path().join("pkgs");
+    std::fs::create_dir(&out).unwrap();
+    fails(
+        &aim(
+            &v,
+            &["deadman", "release", "--out-dir", out.to_str().unwrap()],
+            "",
+        ),
+        "before its deadline",
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    ok(&aim(
+        &v,
+        &["deadman", "check-in", "--passphrase-fd", "0"],
+        "pw\n",
+    ));
+}
