@@ -1311,6 +1311,10 @@ impl Vault {
             }
             total += rows;
         }
+        tx.execute(
+            "INSERT INTO memory_fts(rowid, words) SELECT -seq, words FROM memory_words",
+            [],
+        )?;
         let violations: i64 =
             tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

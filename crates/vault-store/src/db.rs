@@ -44,7 +44,7 @@ CREATE TABLE profiles(
     change_seq INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE key_slots(
-    profile_id TEXT NOT NULL REFERENCES profiles(profile_id),
+    profile_id TEXT NOT NULL REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     slot_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     key_epoch INTEGER NOT NULL,
@@ -56,14 +56,14 @@ CREATE TABLE key_slots(
     PRIMARY KEY(profile_id, slot_id, key_epoch)
 ) STRICT;
 CREATE TABLE rotations(
-    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id),
+    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     from_epoch INTEGER NOT NULL,
     to_epoch INTEGER NOT NULL,
     pending_dk BLOB NOT NULL,
     started_at_ms INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE gate_config(
-    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id),
+    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     config BLOB NOT NULL,
     key_epoch INTEGER NOT NULL,
     mac BLOB NOT NULL
@@ -71,7 +71,7 @@ CREATE TABLE gate_config(
 CREATE TABLE memories(
     seq INTEGER PRIMARY KEY,
     memory_id BLOB NOT NULL UNIQUE,
-    profile_id TEXT NOT NULL REFERENCES profiles(profile_id),
+    profile_id TEXT NOT NULL REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     format INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,
     created_by INTEGER NOT NULL,
@@ -95,31 +95,27 @@ CREATE INDEX memories_expiring ON memories(profile_id, expires_at_ms)
 CREATE TABLE memory_labels(
     kind INTEGER NOT NULL,
     token BLOB NOT NULL,
-    seq INTEGER NOT NULL REFERENCES memories(seq),
+    seq INTEGER NOT NULL REFERENCES memories(seq) DEFERRABLE INITIALLY DEFERRED,
     PRIMARY KEY(kind, token, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX memory_labels_by_seq ON memory_labels(seq);
 CREATE TABLE memory_words(
-    seq INTEGER PRIMARY KEY REFERENCES memories(seq),
+    seq INTEGER PRIMARY KEY REFERENCES memories(seq) DEFERRABLE INITIALLY DEFERRED,
     words TEXT NOT NULL
 ) STRICT;
+-- Contentless, rowid = -seq: FTS5 walks rowids upwards, so the newest memories come first
+-- and a LIMIT stops the scan early.
 CREATE VIRTUAL TABLE memory_fts USING fts5(
-    words, content='memory_words', content_rowid='seq', tokenize='ascii', detail='none'
+    words, content='', contentless_delete=1, tokenize='ascii', detail='none'
 );
-CREATE TRIGGER memory_words_ai AFTER INSERT ON memory_words BEGIN
-    INSERT INTO memory_fts(rowid, words) VALUES (new.seq, new.words);
-END;
-CREATE TRIGGER memory_words_ad AFTER DELETE ON memory_words BEGIN
-    INSERT INTO memory_fts(memory_fts, rowid, words) VALUES ('delete', old.seq, old.words);
-END;
 CREATE TABLE access_state(
-    seq INTEGER PRIMARY KEY REFERENCES memories(seq),
+    seq INTEGER PRIMARY KEY REFERENCES memories(seq) DEFERRABLE INITIALLY DEFERRED,
     last_allowed_ms INTEGER NOT NULL,
     allowed_count INTEGER NOT NULL,
     mac BLOB NOT NULL
 ) STRICT;
 CREATE TABLE profile_state(
-    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id),
+    profile_id TEXT PRIMARY KEY REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     lockdown_epoch INTEGER NOT NULL,
     audit_size INTEGER NOT NULL,
     key_epoch INTEGER NOT NULL,
@@ -135,15 +131,15 @@ CREATE TRIGGER lockdown_log_no_update BEFORE UPDATE ON lockdown_log
 CREATE TRIGGER lockdown_log_no_delete BEFORE DELETE ON lockdown_log
     BEGIN SELECT RAISE(ABORT, 'the lockdown log is append-only'); END;
 CREATE TABLE lockdown_exits(
-    epoch INTEGER NOT NULL REFERENCES lockdown_log(epoch),
-    profile_id TEXT NOT NULL REFERENCES profiles(profile_id),
+    epoch INTEGER NOT NULL REFERENCES lockdown_log(epoch) DEFERRABLE INITIALLY DEFERRED,
+    profile_id TEXT NOT NULL REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     exited_at_ms INTEGER NOT NULL,
     key_epoch INTEGER NOT NULL,
     mac BLOB NOT NULL,
     PRIMARY KEY(epoch, profile_id)
 ) STRICT;
 CREATE TABLE records(
-    profile_id TEXT NOT NULL REFERENCES profiles(profile_id),
+    profile_id TEXT NOT NULL REFERENCES profiles(profile_id) DEFERRABLE INITIALLY DEFERRED,
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
     sealing INTEGER NOT NULL,
@@ -240,6 +236,8 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "trusted_schema", "OFF")?;
+    // 32 MiB page cache: large batches and imports do not spill pages mid-transaction.
+    conn.pragma_update(None, "cache_size", -32_768)?;
     migrate(&conn)?;
     Ok(conn)
 }
@@ -305,9 +303,10 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
 /// Advances the vault's change counter by `n` and returns its new value; the caller uses
 /// the `n` values ending there (used by incremental backups).
 pub(crate) fn next_changes(tx: &Connection, n: i64) -> Result<i64> {
+    // No RETURNING: it opens a statement journal, which makes FTS5 flush its buffer.
+    tx.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'change_seq'")?
+        .execute([n])?;
     Ok(tx
-        .prepare_cached(
-            "UPDATE counters SET value = value + ?1 WHERE name = 'change_seq' RETURNING value",
-        )?
-        .query_row([n], |r| r.get(0))?)
+        .prepare_cached("SELECT value FROM counters WHERE name = 'change_seq'")?
+        .query_row([], |r| r.get(0))?)
 }

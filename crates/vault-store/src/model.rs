@@ -157,13 +157,12 @@ impl fmt::Display for Creator {
 pub struct MemoryId(pub(crate) uuid::Uuid);
 
 impl MemoryId {
-    /// A new id for a memory created at `now_ms`.
-    pub(crate) fn generate(now_ms: i64) -> Result<Self> {
-        let rand = aim_crypto::random::random_array::<10>()?;
+    /// A UUIDv7 from a time and 10 random bytes.
+    pub(crate) fn from_time_and_random(now_ms: i64, rand: &[u8]) -> Self {
+        let mut r = [0u8; 10];
+        r.copy_from_slice(&rand[..10]);
         let ms = u64::try_from(now_ms).unwrap_or(0);
-        Ok(Self(
-            uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid(),
-        ))
+        Self(uuid::Builder::from_unix_timestamp_millis(ms, &r).into_uuid())
     }
 
     /// The 16 bytes of the id.
@@ -250,11 +249,11 @@ mod tests {
 
     #[test]
     fn memory_ids_are_v7_and_round_trip() {
-        let id = MemoryId::generate(1_700_000_000_000).unwrap();
+        let id = MemoryId::from_time_and_random(1_700_000_000_000, &[9; 10]);
         assert_eq!(id.0.get_version_num(), 7);
         assert_eq!(id.to_string().parse::<MemoryId>().unwrap(), id);
         assert!(MemoryId::from_slice(&[0; 15]).is_err());
-        let later = MemoryId::generate(1_700_000_000_001).unwrap();
+        let later = MemoryId::from_time_and_random(1_700_000_000_001, &[0; 10]);
         assert!(later > id);
     }
 

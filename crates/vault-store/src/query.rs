@@ -15,7 +15,11 @@ use crate::{Result, VaultError};
 /// Largest number of results a search or listing returns.
 pub const MAX_RESULTS: usize = 10_000;
 
-/// A full-text search over a profile's memories.
+/// How many of the most recent matching memories a search ranks.
+pub const CANDIDATES: usize = 1000;
+
+/// A full-text search over a profile's memories. Ranking (bm25) considers the
+/// [`CANDIDATES`] most recent matches, so latency stays bounded for common words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
     /// Words to look for (all of them, unless `any_word`).
@@ -222,8 +226,11 @@ impl Session<'_> {
             .map(|e| format!("({e})"))
             .collect::<Vec<_>>()
             .join(" OR ");
+        // The most recent CANDIDATES matches (FTS5 walks its index in rowid order and stops),
+        // then ranked by bm25: bounded latency however common the words are.
         let mut sql = String::from(
-            "SELECT m.seq, bm25(memory_fts) AS score FROM memory_fts JOIN memories m ON m.seq = memory_fts.rowid
+            "SELECT seq, score FROM (SELECT m.seq AS seq, bm25(memory_fts) AS score
+             FROM memory_fts JOIN memories m ON m.seq = -memory_fts.rowid
              WHERE memory_fts MATCH ? AND m.tombstoned_at_ms IS NULL",
         );
         let mut args = vec![Value::Text(expr)];
@@ -240,7 +247,10 @@ impl Session<'_> {
         if let Some(i) = &q.intent {
             self.label_filter(&mut sql, &mut args, LabelKind::Intent, i);
         }
-        sql.push_str(" ORDER BY score LIMIT ?");
+        sql.push_str(" ORDER BY memory_fts.rowid LIMIT ?) ORDER BY score LIMIT ?");
+        args.push(Value::Integer(
+            i64::try_from(CANDIDATES.max(q.limit)).unwrap_or(1000),
+        ));
         args.push(Value::Integer(
             i64::try_from(q.limit.min(MAX_RESULTS)).unwrap_or(20),
         ));

@@ -478,9 +478,13 @@ impl<'v> Session<'v> {
     pub fn store_batch(&mut self, inputs: Vec<MemoryInput>) -> Result<Vec<MemoryId>> {
         let now = self.vault.now();
         let keys = self.write_keys();
+        // One random draw for the whole batch: 10 bytes of id and a 32-byte commitment salt
+        // per memory (the AEAD nonces come from aim-crypto).
+        let mut random = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 42]);
+        aim_crypto::random::fill_random(&mut random)?;
         let mut rows = Vec::with_capacity(inputs.len());
-        for input in &inputs {
-            rows.push(self.seal_new(keys, input, now)?);
+        for (input, rnd) in inputs.iter().zip(random.chunks_exact(42)) {
+            rows.push(self.seal_new(keys, input, now, rnd)?);
         }
         let tx = db::write_tx(self.conn())?;
         let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
@@ -513,7 +517,7 @@ impl<'v> Session<'v> {
         Ok(ids)
     }
 
-    fn seal_new(&self, keys: &KeySet, input: &MemoryInput, now: i64) -> Result<NewRow> {
+    fn seal_new(&self, keys: &KeySet, input: &MemoryInput, now: i64, rnd: &[u8]) -> Result<NewRow> {
         let classification = Classification::try_from(input.classification)?;
         if input.content.len() > record::MAX_CONTENT {
             return Err(VaultError::InvalidInput(format!(
@@ -526,9 +530,9 @@ impl<'v> Session<'v> {
         }
         input.meta.validate()?;
         let mut meta = input.meta.clone();
-        meta.commitment_salt = aim_crypto::random::random_array()?;
+        meta.commitment_salt.copy_from_slice(&rnd[10..42]);
         let header = RowHeader {
-            memory_id: MemoryId::generate(now)?,
+            memory_id: MemoryId::from_time_and_random(now, &rnd[..10]),
             profile: self.profile.clone(),
             format: RECORD_FORMAT,
             created_at_ms: now,
@@ -1070,8 +1074,7 @@ impl<'v> Session<'v> {
             "UPDATE memories SET content = NULL, meta = NULL, content_mac = NULL, tombstoned_at_ms = ?1, row_mac = ?2, change_seq = ?3 WHERE seq = ?4",
             params![now, &mac[..], change, row.raw.seq],
         )?;
-        tx.execute("DELETE FROM memory_words WHERE seq = ?1", [row.raw.seq])?;
-        tx.execute("DELETE FROM memory_labels WHERE seq = ?1", [row.raw.seq])?;
+        delete_index(tx, row.raw.seq)?;
         tx.execute("DELETE FROM access_state WHERE seq = ?1", [row.raw.seq])?;
         Ok(())
     }
@@ -1542,13 +1545,12 @@ pub(crate) fn insert_row(
     store_leaf: Option<u64>,
 ) -> Result<i64> {
     let h = &row.header;
-    let seq: i64 = tx
-        .prepare_cached(
+    tx.prepare_cached(
             "INSERT INTO memories(memory_id, profile_id, format, created_at_ms, created_by, classification, cooldown_ms,
                                   expires_at_ms, key_epoch, content, meta, content_mac, tombstoned_at_ms, row_mac, change_seq, store_leaf)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?14, ?15) RETURNING seq",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?14, ?15)",
         )?
-        .query_row(
+        .execute(
             params![
                 &h.memory_id.as_bytes()[..],
                 h.profile,
@@ -1565,9 +1567,9 @@ pub(crate) fn insert_row(
                 &row.row_mac[..],
                 change,
                 store_leaf.and_then(|l| i64::try_from(l).ok())
-            ],
-            |r| r.get(0),
-        )?;
+            ])?;
+    // RETURNING would open a statement journal, which makes FTS5 flush its buffer per row.
+    let seq = tx.last_insert_rowid();
     insert_index(tx, seq, row)?;
     Ok(seq)
 }
@@ -1576,6 +1578,8 @@ fn insert_index(tx: &Connection, seq: i64, row: &NewRow) -> Result<()> {
     if !row.words.is_empty() {
         tx.prepare_cached("INSERT INTO memory_words(seq, words) VALUES (?1, ?2)")?
             .execute(params![seq, row.words])?;
+        tx.prepare_cached("INSERT INTO memory_fts(rowid, words) VALUES (?1, ?2)")?
+            .execute(params![-seq, row.words])?;
     }
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO memory_labels(kind, token, seq) VALUES (?1, ?2, ?3)",
@@ -1583,6 +1587,17 @@ fn insert_index(tx: &Connection, seq: i64, row: &NewRow) -> Result<()> {
     for (kind, token) in &row.labels {
         stmt.execute(params![*kind as i64, &token[..], seq])?;
     }
+    Ok(())
+}
+
+/// Removes a memory's search tokens and labels.
+pub(crate) fn delete_index(tx: &Connection, seq: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM memory_fts WHERE rowid = ?1")?
+        .execute([-seq])?;
+    tx.prepare_cached("DELETE FROM memory_words WHERE seq = ?1")?
+        .execute([seq])?;
+    tx.prepare_cached("DELETE FROM memory_labels WHERE seq = ?1")?
+        .execute([seq])?;
     Ok(())
 }
 
@@ -1602,9 +1617,6 @@ pub(crate) fn update_row(tx: &Connection, seq: i64, row: &NewRow, change: i64) -
         change,
         seq
     ])?;
-    tx.prepare_cached("DELETE FROM memory_words WHERE seq = ?1")?
-        .execute([seq])?;
-    tx.prepare_cached("DELETE FROM memory_labels WHERE seq = ?1")?
-        .execute([seq])?;
+    delete_index(tx, seq)?;
     insert_index(tx, seq, row)
 }
