@@ -370,6 +370,37 @@ pub(crate) async fn declare_capability(
     Path(ident): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
+    declare(state, method, uri, headers, ident, body).await
+}
+
+/// The PyPI SDKs' `register_capability` (called by `@perform_action`): recorded as declared,
+/// exactly like `POST /api/v1/sdk-api/agents/{id}/capabilities`; never a grant.
+#[utoipa::path(post, path = "/api/v1/sdk-api/agents/{id}/capabilities/register", tag = "sdk",
+    params(("id" = String, Path, description = "Agent id or name")),
+    request_body = DeclareInput,
+    security(("api_key" = []), ("agent_signature" = [])),
+    responses((status = 201, description = "Recorded as declared", body = Declared),
+              (status = 400, description = "Invalid", body = ErrorBody),
+              (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn register_capability(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    declare(state, method, uri, headers, ident, body).await
+}
+
+async fn declare(
+    state: AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    ident: String,
+    body: Bytes,
+) -> Result<Response> {
     let caller = state
         .caller(&parts(&method, &uri, &headers, &body), Role::Member)
         .await?;
@@ -596,6 +627,36 @@ pub(crate) async fn request_capability(
         Json(find_request(&state, &agent.org_id, &id).await?),
     )
         .into_response())
+}
+
+/// An agent's own capability requests, newest first (the agent or a person).
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/capability-requests", tag = "sdk",
+    params(("id" = String, Path, description = "Agent id or name")),
+    security(("api_key" = []), ("agent_signature" = [])),
+    responses((status = 200, description = "Requests", body = RequestList),
+              (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn agent_requests(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+) -> Result<Json<RequestList>> {
+    let caller = state
+        .caller(&parts(&method, &uri, &headers, &[]), Role::Viewer)
+        .await?;
+    let agent = addressed_agent(&state, &caller, &ident, Role::Viewer).await?;
+    state.consume_replay(&caller).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM capability_requests r JOIN agents a ON a.id = r.agent_id \
+         WHERE r.agent_id = ? ORDER BY r.requested_at DESC LIMIT 1000"
+    )))
+    .bind(&agent.id)
+    .fetch_all(&state.db.read)
+    .await?;
+    Ok(Json(RequestList {
+        requests: rows.iter().map(request_view).collect::<Result<_>>()?,
+    }))
 }
 
 /// Query of capability requests.
