@@ -426,6 +426,37 @@ impl AimClient {
     }
 }
 
+impl AimClient {
+    /// Publishes a signed tree head of one of the agent's audit logs to the server, which acts
+    /// as an external witness (`docs/audit-log.md` §8). `published` is the published-head JSON
+    /// (`{version: 1, head: {...}, consistency: {...} | null}`, e.g. `serde_json::to_value` of a
+    /// `vault_audit::PublishedHead`); `log` names the log (`None` for the default one).
+    ///
+    /// Returns the witness receipt. A fork, a stale head or a missing/invalid consistency proof
+    /// is refused with [`Error::Http`] status 409 (the server also raises an alert on a fork).
+    pub async fn publish_tree_head(&self, published: &Value, log: Option<&str>) -> Result<Value> {
+        let mut path = format!("/api/v1/agents/{}/tree-heads", self.agent_id());
+        if let Some(log) = log {
+            path.push('/');
+            path.push_str(path_segment(log)?);
+        }
+        let body = wire::canonical(published);
+        self.agent_request(Method::POST, &path, Some(&body), None)
+            .await?
+            .success_json()
+    }
+
+    /// Declares an extra public key (standard base64) allowed to sign this agent's tree heads,
+    /// besides its identity key.
+    pub async fn declare_tree_head_key(&self, public_key_b64: &str) -> Result<Value> {
+        let path = format!("/api/v1/agents/{}/tree-head-keys", self.agent_id());
+        let body = wire::canonical(&json!({ "public_key": public_key_b64 }));
+        self.agent_request(Method::POST, &path, Some(&body), None)
+            .await?
+            .success_json()
+    }
+}
+
 /// Reads a verification answer: 2xx and 403 bodies carry a verification object.
 fn verification_state(response: HttpResponse) -> Result<VerificationState> {
     let is_denial_body = response.status == 403
@@ -448,13 +479,14 @@ fn path_segment(id: &str) -> Result<&str> {
         && id.len() <= 128
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with('.')
     {
         Ok(id)
     } else {
         Err(Error::InvalidResponse {
             url: String::new(),
-            message: format!("verification id `{id}` is not a plain identifier"),
+            message: format!("`{id}` is not a plain identifier"),
         })
     }
 }

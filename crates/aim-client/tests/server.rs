@@ -380,3 +380,65 @@ async fn suspended_agents_are_denied_and_admin_calls_round_trip() {
         .collect();
     assert!(actions.contains(&"agent.suspended"), "{actions:?}");
 }
+
+#[tokio::test]
+async fn tree_heads_are_witnessed_and_forks_refused() {
+    use vault_audit::hash::leaf_hash;
+    use vault_audit::proof::MemoryTree;
+    use vault_audit::{PublishedHead, SignedTreeHead};
+
+    let env = common::start();
+    let client = env.agent("vault-owner").await;
+    let keys = client.identity().keypair().clone();
+    let tree = |prefix: &str| {
+        MemoryTree::new(
+            (0..8)
+                .map(|i| leaf_hash(format!("{prefix}{i}").as_bytes()))
+                .collect(),
+        )
+    };
+    let published = |t: &MemoryTree, size: u64, from: Option<u64>, seq: u64| {
+        let head = SignedTreeHead::sign(
+            &keys,
+            seq,
+            size,
+            t.root(size).unwrap(),
+            1_761_317_061_000 + seq as i64,
+        );
+        serde_json::to_value(PublishedHead {
+            version: 1,
+            head,
+            consistency: from.map(|old| t.consistency_proof(old, size).unwrap()),
+        })
+        .unwrap()
+    };
+    let good = tree("event-");
+    let receipt = client
+        .publish_tree_head(&published(&good, 3, None, 1), None)
+        .await
+        .unwrap();
+    assert_eq!(receipt["tree_size"], 3);
+    let receipt = client
+        .publish_tree_head(&published(&good, 5, Some(3), 2), None)
+        .await
+        .unwrap();
+    assert_eq!(receipt["tree_size"], 5);
+    // A rewritten log (different leaves) at a held size is a fork: refused.
+    let forged = tree("forged-");
+    let err = client
+        .publish_tree_head(&published(&forged, 5, None, 3), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Http { status: 409, .. }), "{err:?}");
+    // Named logs are separate.
+    client
+        .publish_tree_head(&published(&forged, 2, None, 1), Some("memories"))
+        .await
+        .unwrap();
+    assert!(
+        client
+            .publish_tree_head(&published(&forged, 2, None, 1), Some("../x"))
+            .await
+            .is_err()
+    );
+}
