@@ -1,5 +1,7 @@
 //! `aim agent|approvals|capabilities|policies|audit` against the REAL server on a loopback port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;

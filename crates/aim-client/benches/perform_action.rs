@@ -3,6 +3,8 @@
 //!
 //! Prints `RESULT client.perform_action_roundtrip p50=..ms p99=..ms n=..`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use aim_client::{

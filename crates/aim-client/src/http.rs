@@ -108,8 +108,11 @@ pub(crate) struct Transport {
     pub(crate) request_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     /// (second, digest of method/path/body) signed recently; see [`Transport::fresh_second`].
-    pub(crate) recent: Arc<Mutex<Vec<(u64, [u8; 32])>>>,
+    pub(crate) recent: RecentSignatures,
 }
+
+/// Shared record of (Unix second, SHA-256 of method/path/body) signed recently.
+pub(crate) type RecentSignatures = Arc<Mutex<Vec<(u64, [u8; 32])>>>;
 
 impl Transport {
     /// Sends `body` (exact bytes; signed as they are) to `path_and_query`. Retries 429, 5xx and

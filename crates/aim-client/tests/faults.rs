@@ -2,6 +2,8 @@
 //! `Retry-After`, a hanging answer), served by a tiny axum stub on a loopback port. Everything
 //! the real server can do is tested against the real server in `server.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! `#[aim::action]` through the facade crate, on sync and async functions and methods, against
 //! the REAL server. This binary installs a process-wide default client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,7 @@
 //! The client against the REAL AIM server on a loopback port (see `common`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,8 @@
 //! Fail closed when the server cannot be reached, and the explicit degraded mode.
 //! (No server is needed: the port is closed.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Starts the REAL AIM server (`aim-server`) on a loopback port with a temporary data directory,
 //! on its own runtime thread (so tests that block their own runtime cannot starve it).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
