@@ -328,8 +328,9 @@ impl AimClient {
         let response = self
             .agent_request(Method::POST, &path, Some(&body), None)
             .await?;
-        // A retried POST whose first answer was lost finds the result already recorded.
-        if response.status == 409 {
+        // A retried POST whose first answer was lost finds the result already recorded; any
+        // other conflict (e.g. the verification was not approved) is an error.
+        if response.status == 409 && response.error_message().contains("already recorded") {
             return Ok(());
         }
         response.success_json().map(|_| ())

@@ -132,6 +132,29 @@ async fn approved_runs_and_reports_denied_does_not_run() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 
+    // Reporting twice: the first result stands; a result for a denied verification conflicts.
+    let first_id = verifications["verifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client
+        .log_action_result(&first_id, false, None, Some("late"))
+        .await
+        .unwrap();
+    let again = env.admin.verification(&first_id).await.unwrap();
+    assert_eq!(again["result"], "success");
+    if let Error::Denied {
+        verification_id: Some(denied_id),
+        ..
+    } = &err
+    {
+        let conflict = client.log_action_result(denied_id, true, None, None).await;
+        assert!(
+            matches!(conflict, Err(Error::Http { status: 409, .. })),
+            "{conflict:?}"
+        );
+    }
+
     // A failing action is reported as a failure with its error text.
     let out: Result<(), Error> = client
         .perform_action("read_database", None, json!(null), || async {
