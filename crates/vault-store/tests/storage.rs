@@ -293,3 +293,103 @@ fn nothing_readable_at_rest() {
         );
     }
 }
+
+#[test]
+fn foreign_keys_are_enforced_at_commit() {
+    let f = Fixture::new();
+    let v = f.with_profile();
+    let c = v.connection();
+    c.execute_batch(
+        "BEGIN IMMEDIATE; INSERT INTO memory_labels(kind, token, seq) VALUES (1, x'00', 424242);",
+    )
+    .unwrap();
+    assert!(
+        c.execute_batch("COMMIT").is_err(),
+        "a dangling reference must not commit"
+    );
+    c.execute_batch("ROLLBACK").unwrap();
+}
+
+struct SoftToken(vault_store::SecretKey);
+
+impl vault_store::ExternalKeySource for SoftToken {
+    fn kind(&self) -> &str {
+        "soft"
+    }
+    fn enroll(
+        &self,
+        profile: &str,
+    ) -> Result<(vault_store::SecretKey, Vec<u8>), vault_store::KeySourceError> {
+        let blob = format!("sealed-for-{profile}").into_bytes();
+        Ok((self.0.clone(), blob))
+    }
+    fn recover(&self, blob: &[u8]) -> Result<vault_store::SecretKey, vault_store::KeySourceError> {
+        if blob.starts_with(b"sealed-for-") {
+            Ok(self.0.clone())
+        } else {
+            Err(vault_store::KeySourceError::BadBlob("not ours".into()))
+        }
+    }
+}
+
+#[test]
+fn external_key_sources_enroll_and_recover() {
+    let f = Fixture::new();
+    let v = f.open();
+    let token: std::sync::Arc<dyn vault_store::ExternalKeySource> =
+        std::sync::Arc::new(SoftToken(vault_store::SecretKey::generate().unwrap()));
+    let mut s = v
+        .create_profile("hw", Enrollment::External(token.clone()))
+        .unwrap();
+    let id = s.store(MemoryInput::text("bound to the token")).unwrap();
+    drop(s);
+    let mut s = v.unlock("hw", KeySource::external(token)).unwrap();
+    assert_eq!(
+        s.recall(id, RecallRequest::new(""))
+            .unwrap()
+            .text()
+            .unwrap(),
+        "bound to the token"
+    );
+    assert_eq!(
+        v.profiles().unwrap()[0].slots,
+        vec!["external:soft".to_string()]
+    );
+    drop(s);
+    let other: std::sync::Arc<dyn vault_store::ExternalKeySource> =
+        std::sync::Arc::new(SoftToken(vault_store::SecretKey::generate().unwrap()));
+    assert!(matches!(
+        v.unlock("hw", KeySource::external(other)),
+        Err(VaultError::WrongKey { .. })
+    ));
+}
+
+#[test]
+fn tombstoned_ciphertext_is_gone_from_the_files() {
+    let f = Fixture::new();
+    let v = f.with_profile();
+    let mut s = v.unlock("agent", pw()).unwrap();
+    let id = s
+        .store(MemoryInput::text("erase these exact sealed bytes, please").metadata(vec![7; 64]))
+        .unwrap();
+    let (content, meta): (Vec<u8>, Vec<u8>) = v
+        .connection()
+        .query_row("SELECT content, meta FROM memories", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    s.tombstone(id, "forget").unwrap();
+    drop(s);
+    drop(v);
+    let mut bytes = std::fs::read(&f.path).unwrap();
+    if let Ok(w) = std::fs::read(f.path.with_extension("db-wal")) {
+        bytes.extend(w);
+    }
+    for (what, blob) in [("content", &content), ("metadata", &meta)] {
+        let needle = &blob[13..blob.len().min(45)];
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "sealed {what} still on disk"
+        );
+    }
+}

@@ -629,6 +629,11 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
         VaultCommand::Verify { deep } => {
             let r = s.verify(*deep, &[])?;
             println!(
+                "head-signing key {} ({})",
+                s.head_public_key().to_b64(),
+                s.head_public_key().key_id()
+            );
+            println!(
                 "{} leaves, {} heads verified, {} records checked, {} sealed records authenticated",
                 r.audit.tree_size, r.audit.heads_verified, r.records_checked, r.sealed_checked
             );
