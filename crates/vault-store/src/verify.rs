@@ -68,9 +68,14 @@ impl Session<'_> {
         let conn = self.conn();
         let mut trusted = vec![self.head_public_key(), self.signer.public_key()];
         trusted.extend_from_slice(extra_trusted);
+        // A profile whose key never held the log's signing epoch (a second profile) has no
+        // authenticated copy of the signer's key: it falls back to trust on first use, which
+        // the report shows as `TrustAnchor::FirstKeyInLog`.
+        let epochs = AuditLog::key_epochs(conn)?;
+        let pinned = epochs.iter().any(|e| trusted.contains(&e.public_key));
         let opts = VerifyOptions {
-            trusted_keys: trusted,
-            trust_first_key: false,
+            trusted_keys: if pinned { trusted } else { Vec::new() },
+            trust_first_key: !pinned,
             known_head: None,
         };
         let mut stored: HashSet<[u8; 16]> = HashSet::new();

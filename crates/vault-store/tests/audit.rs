@@ -197,3 +197,33 @@ fn existence_proofs_check_offline_and_open_through_the_gates() {
     let other = aim_crypto::AgentKeypair::generate().unwrap();
     assert!(proof.check(&other.public_key()).is_err());
 }
+
+#[test]
+fn a_second_profile_verifies_with_trust_on_first_use() {
+    let f = Fixture::new();
+    let v = f.with_profile();
+    v.create_profile(
+        "second",
+        vault_store::Enrollment::passphrase_with("pw2", fast()),
+    )
+    .unwrap();
+    let mut a = v.unlock("agent", pw()).unwrap();
+    a.store(MemoryInput::text("a")).unwrap();
+    let r = a.verify(false, &[]).unwrap();
+    assert!(r.is_ok(), "{:?}", r.first_problem);
+    assert!(matches!(
+        r.audit.trust_anchor,
+        vault_audit::TrustAnchor::PinnedKey { .. }
+    ));
+    drop(a);
+    let mut b = v
+        .unlock("second", vault_store::KeySource::passphrase("pw2"))
+        .unwrap();
+    b.store(MemoryInput::text("b")).unwrap();
+    let r = b.verify(true, &[]).unwrap();
+    assert!(r.is_ok(), "{:?}", r.first_problem);
+    assert!(matches!(
+        r.audit.trust_anchor,
+        vault_audit::TrustAnchor::FirstKeyInLog { .. }
+    ));
+}
