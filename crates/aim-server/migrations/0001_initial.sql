@@ -5,6 +5,8 @@
 CREATE TABLE organizations (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
+    -- Bumped whenever the organization's policies or risk levels change.
+    config_version BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
 
@@ -57,6 +59,8 @@ CREATE TABLE agents (
     human_denials BIGINT NOT NULL DEFAULT 0,
     alerts_raised BIGINT NOT NULL DEFAULT 0,
     drift_events BIGINT NOT NULL DEFAULT 0,
+    -- Bumped whenever the agent's status, keys or grants change.
+    config_version BIGINT NOT NULL DEFAULT 0,
     created_by TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
@@ -153,7 +157,11 @@ CREATE TABLE verifications (
     result_metadata TEXT,
     result_at BIGINT,
     executed INTEGER,
-    execution_reported_at BIGINT
+    execution_reported_at BIGINT,
+    -- SHA-256 of the body signature and of the request signature (if signed in headers): each
+    -- signature records one verification only (the replay guard of this route).
+    body_signature_hash TEXT NOT NULL UNIQUE,
+    header_signature_hash TEXT UNIQUE
 );
 CREATE INDEX verifications_org_status ON verifications (organization_id, status, created_at);
 CREATE INDEX verifications_agent ON verifications (agent_id, created_at);

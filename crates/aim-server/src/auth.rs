@@ -182,6 +182,40 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
     }
 }
 
+/// The signature headers of a request, parsed (not yet verified).
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureHeaders<'a> {
+    /// `X-Agent-ID`, as canonical (lowercase hyphenated) UUID text.
+    pub(crate) agent_id: String,
+    pub(crate) signature: &'a str,
+    pub(crate) timestamp: &'a str,
+    pub(crate) public_key: Option<&'a str>,
+}
+
+impl<'a> SignatureHeaders<'a> {
+    /// Reads the headers; all but `X-Public-Key` are required and `X-Agent-ID` must be a UUID.
+    pub(crate) fn parse(headers: &'a HeaderMap) -> Result<Self> {
+        let missing = |h: &str| {
+            Error::unauthorized(format!(
+                "agent signature headers are incomplete: {h} is missing"
+            ))
+        };
+        let agent_id = header(headers, "x-agent-id")?.ok_or_else(|| missing("X-Agent-ID"))?;
+        let signature = header(headers, "x-signature")?.ok_or_else(|| missing("X-Signature"))?;
+        let timestamp = header(headers, "x-timestamp")?.ok_or_else(|| missing("X-Timestamp"))?;
+        let public_key = header(headers, "x-public-key")?;
+        let agent_id = uuid::Uuid::parse_str(agent_id)
+            .map_err(|_| Error::unauthorized("X-Agent-ID must be a UUID"))?
+            .to_string();
+        Ok(Self {
+            agent_id,
+            signature,
+            timestamp,
+            public_key,
+        })
+    }
+}
+
 /// True when the request carries agent-signature headers.
 pub(crate) fn has_signature_headers(headers: &HeaderMap) -> bool {
     ["x-agent-id", "x-signature", "x-timestamp"]
@@ -311,23 +345,22 @@ impl AppState {
     /// Authenticates an agent by its request signature. The returned mark must be recorded
     /// (see [`record_replay`] and [`AppState::consume_replay`]).
     pub(crate) async fn agent_caller(&self, req: &RequestParts<'_>) -> Result<AgentCaller> {
-        let headers = req.headers;
-        let missing = |h: &str| {
-            Error::unauthorized(format!(
-                "agent signature headers are incomplete: {h} is missing"
-            ))
-        };
-        let agent_id = header(headers, "x-agent-id")?.ok_or_else(|| missing("X-Agent-ID"))?;
-        let signature = header(headers, "x-signature")?.ok_or_else(|| missing("X-Signature"))?;
-        let timestamp = header(headers, "x-timestamp")?.ok_or_else(|| missing("X-Timestamp"))?;
-        let claimed_key = header(headers, "x-public-key")?;
-        let agent_id = uuid::Uuid::parse_str(agent_id)
-            .map_err(|_| Error::unauthorized("X-Agent-ID must be a UUID"))?
-            .to_string();
-        let agent = self.agent_keys(&agent_id).await?;
+        let headers = SignatureHeaders::parse(req.headers)?;
+        let agent = self.agent_keys(&headers.agent_id).await?;
+        self.check_signature(&agent, &headers, req)
+    }
+
+    /// Verifies the signature headers of `req` with `agent`'s registered keys (current, and the
+    /// previous one during its grace period), then its status.
+    pub(crate) fn check_signature(
+        &self,
+        agent: &AgentKeys,
+        headers: &SignatureHeaders<'_>,
+        req: &RequestParts<'_>,
+    ) -> Result<AgentCaller> {
         let now_ms = self.now_ms();
         let keys = agent.keys_at(now_ms);
-        if let Some(claimed) = claimed_key
+        if let Some(claimed) = headers.public_key
             && !keys.iter().any(|k| k.text == claimed)
         {
             return Err(Error::unauthorized(
@@ -339,8 +372,8 @@ impl AppState {
         let request = SignedRequest {
             method: req.method.as_str(),
             path: req.path,
-            timestamp,
-            signature,
+            timestamp: headers.timestamp,
+            signature: headers.signature,
             body: req.body,
         };
         let mut last_err = CryptoError::BadSignature;
@@ -358,12 +391,12 @@ impl AppState {
             return Err(signature_error(last_err));
         };
         agent.require_active()?;
-        let sig = AgentSignature::from_b64(signature).map_err(signature_error)?;
+        let sig = AgentSignature::from_b64(headers.signature).map_err(signature_error)?;
         Ok(AgentCaller {
-            org_id: agent.org_id,
-            agent_id,
+            org_id: agent.org_id.clone(),
+            agent_id: agent.id.clone(),
             replay: ReplayMark {
-                agent_id: agent.id,
+                agent_id: agent.id.clone(),
                 signature_hash: hex::encode(sha256(&sig.to_bytes())),
                 expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
             },
@@ -440,7 +473,7 @@ impl AgentKeys {
     /// period. Unparsable stored keys (impossible unless the database was edited) are skipped.
     pub(crate) fn keys_at(&self, now_ms: i64) -> Vec<StoredKey> {
         let mut keys = Vec::with_capacity(2);
-        if let Ok(key) = AgentPublicKey::from_b64(&self.public_key) {
+        if let Some(key) = parse_key_cached(&self.public_key) {
             keys.push(StoredKey {
                 text: self.public_key.clone(),
                 key,
@@ -449,7 +482,7 @@ impl AgentKeys {
         if let (Some(prev), Some(until)) =
             (&self.previous_public_key, self.previous_key_valid_until)
             && now_ms <= until
-            && let Ok(key) = AgentPublicKey::from_b64(prev)
+            && let Some(key) = parse_key_cached(prev)
         {
             keys.push(StoredKey {
                 text: prev.clone(),
@@ -473,6 +506,29 @@ impl AgentKeys {
             AgentStatus::Pending | AgentStatus::Verified => Ok(()),
         }
     }
+}
+
+/// Parses a stored public key, remembering recent results: decompressing an Ed25519 point costs
+/// about as much as half a signature check, and the same few keys sign most requests. The cache
+/// maps key text to its parsed form only (no authorization state), so it cannot go stale.
+fn parse_key_cached(text: &str) -> Option<AgentPublicKey> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, AgentPublicKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(map) = cache.lock()
+        && let Some(k) = map.get(text)
+    {
+        return Some(*k);
+    }
+    let key = AgentPublicKey::from_b64(text).ok()?;
+    if let Ok(mut map) = cache.lock() {
+        if map.len() >= 16_384 {
+            map.clear();
+        }
+        map.insert(text.to_owned(), key);
+    }
+    Some(key)
 }
 
 /// Milliseconds after which a signature made at `ts` (seconds) can no longer be replayed.

@@ -28,6 +28,7 @@ mod auth;
 mod config;
 mod db;
 pub mod decision;
+mod decision_cache;
 mod error;
 mod http;
 mod init;

@@ -61,6 +61,8 @@ pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     batches: Mutex<Histogram>,
+    batch_seconds: Mutex<Histogram>,
+    commit_seconds: Mutex<Histogram>,
     approved: AtomicU64,
     denied: AtomicU64,
     pending: AtomicU64,
@@ -92,6 +94,16 @@ impl Metrics {
     pub(crate) fn observe_batch(&self, jobs: usize) {
         if let Ok(mut h) = self.batches.lock() {
             h.observe(&BATCH_BUCKETS, jobs as f64);
+        }
+    }
+
+    /// Records how long one batch took: running its jobs, and committing (fsync).
+    pub(crate) fn observe_batch_time(&self, run_seconds: f64, commit_seconds: f64) {
+        if let Ok(mut h) = self.batch_seconds.lock() {
+            h.observe(&LATENCY_BUCKETS, run_seconds);
+        }
+        if let Ok(mut h) = self.commit_seconds.lock() {
+            h.observe(&LATENCY_BUCKETS, commit_seconds);
         }
     }
 
@@ -155,6 +167,25 @@ impl Metrics {
         );
         if let Ok(h) = self.batches.lock() {
             h.render(&mut out, "aim_write_batch_size", "", &BATCH_BUCKETS);
+        }
+        out.push_str(
+            "# HELP aim_write_batch_run_seconds Time to run the jobs of one batch (before commit).\n\
+             # TYPE aim_write_batch_run_seconds histogram\n",
+        );
+        if let Ok(h) = self.batch_seconds.lock() {
+            h.render(
+                &mut out,
+                "aim_write_batch_run_seconds",
+                "",
+                &LATENCY_BUCKETS,
+            );
+        }
+        out.push_str(
+            "# HELP aim_write_commit_seconds Time to commit one batch (fsync).\n\
+             # TYPE aim_write_commit_seconds histogram\n",
+        );
+        if let Ok(h) = self.commit_seconds.lock() {
+            h.render(&mut out, "aim_write_commit_seconds", "", &LATENCY_BUCKETS);
         }
         out
     }

@@ -32,6 +32,8 @@ pub(crate) enum TrustEvent {
     Drift,
     /// Registration, status or key change: recompute only.
     Recompute,
+    /// Recompute after concurrent events (routine).
+    Resync,
 }
 
 impl TrustEvent {
@@ -62,11 +64,11 @@ impl TrustEvent {
             TrustEvent::Drift => {
                 "UPDATE agents SET drift_events = drift_events + 1, alerts_raised = alerts_raised + 1, updated_at = ? WHERE id = ?"
             }
-            TrustEvent::Recompute => return None,
+            TrustEvent::Recompute | TrustEvent::Resync => return None,
         })
     }
 
-    fn routine(self) -> bool {
+    pub(crate) fn routine(self) -> bool {
         matches!(
             self,
             TrustEvent::Approved
@@ -74,6 +76,7 @@ impl TrustEvent {
                 | TrustEvent::Pending
                 | TrustEvent::ResultSuccess
                 | TrustEvent::ResultFailure
+                | TrustEvent::Resync
         )
     }
 
@@ -89,9 +92,108 @@ impl TrustEvent {
             TrustEvent::ResultFailure => "result reported: failure",
             TrustEvent::Alert => "alert raised",
             TrustEvent::Drift => "MCP drift detected",
-            TrustEvent::Recompute => "recomputed",
+            TrustEvent::Recompute | TrustEvent::Resync => "recomputed",
         }
     }
+}
+
+/// Columns read back after bumping counters (in this order).
+pub(crate) const COUNTER_COLUMNS: &str = "organization_id, status, created_at, trust_score, verifications_approved, \
+     verifications_denied, results_success, results_failure, human_approvals, human_denials, alerts_raised, drift_events";
+
+/// What to store after an event.
+#[derive(Debug, Clone)]
+pub(crate) struct ScorePlan {
+    pub(crate) org: String,
+    pub(crate) old: f64,
+    pub(crate) new: f64,
+    pub(crate) factors: trust::TrustFactors,
+    /// Write `agents.trust_score`.
+    pub(crate) update_score: bool,
+    /// Add a `trust_history` row.
+    pub(crate) write_history: bool,
+}
+
+impl ScorePlan {
+    /// Plans from a row of [`COUNTER_COLUMNS`] read after the event was counted.
+    pub(crate) fn from_row(
+        row: &sqlx::sqlite::SqliteRow,
+        now: i64,
+        event: TrustEvent,
+    ) -> Result<Self> {
+        let org: String = row.try_get(0)?;
+        let status = AgentStatus::parse(row.try_get::<&str, _>(1)?)?;
+        let created_at: i64 = row.try_get(2)?;
+        let old: f64 = row.try_get(3)?;
+        let inputs = TrustInputs {
+            age_days: (now - created_at).max(0) / 86_400_000,
+            approved: row.try_get(4)?,
+            denied: row.try_get(5)?,
+            results_success: row.try_get(6)?,
+            results_failure: row.try_get(7)?,
+            human_approvals: row.try_get(8)?,
+            human_denials: row.try_get(9)?,
+            alerts: row.try_get(10)?,
+            drift_events: row.try_get(11)?,
+        };
+        let factors = trust::factors(status, &inputs);
+        let new = factors.score();
+        let changed_2dp = (new * 100.0).round() != (old * 100.0).round();
+        Ok(Self {
+            org,
+            old,
+            new,
+            factors,
+            update_score: (new - old).abs() >= 0.0005 || !event.routine(),
+            write_history: changed_2dp || !event.routine(),
+        })
+    }
+
+    /// The stored score after the plan is applied.
+    pub(crate) fn stored(&self) -> f64 {
+        if self.update_score {
+            self.new
+        } else {
+            self.old
+        }
+    }
+}
+
+/// `UPDATE agents SET trust_score = ? WHERE id = ?`.
+pub(crate) const UPDATE_SCORE_SQL: &str = "UPDATE agents SET trust_score = ? WHERE id = ?";
+/// The history insert: id, organization, agent, at, score, previous, reason, factors.
+pub(crate) const HISTORY_SQL: &str = "INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, reason, factors) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Stores a plan: the score, and a history row when due.
+pub(crate) async fn store_plan(
+    conn: &mut SqliteConnection,
+    agent_id: &str,
+    now: i64,
+    plan: &ScorePlan,
+    reason: &str,
+) -> Result<()> {
+    if plan.update_score {
+        sqlx::query(UPDATE_SCORE_SQL)
+            .bind(plan.new)
+            .bind(agent_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if plan.write_history {
+        sqlx::query(HISTORY_SQL)
+            .bind(new_ordered_id())
+            .bind(&plan.org)
+            .bind(agent_id)
+            .bind(now)
+            .bind(plan.new)
+            .bind(plan.old)
+            .bind(reason)
+            .bind(serde_json::to_string(&plan.factors).unwrap_or_else(|_| "{}".into()))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Applies `event` to the agent's counters and recomputes its score on `conn`. `reason`
@@ -110,56 +212,19 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await?;
     }
-    let row = sqlx::query(
-        "SELECT organization_id, status, created_at, trust_score, verifications_approved, verifications_denied, \
-         results_success, results_failure, human_approvals, human_denials, alerts_raised, drift_events \
-         FROM agents WHERE id = ?",
-    )
+    if !event.routine() {
+        // Cached decision inputs of this agent must not be reused after this change.
+        crate::decision_cache::bump_agent(conn, agent_id).await?;
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COUNTER_COLUMNS} FROM agents WHERE id = ?"
+    )))
     .bind(agent_id)
     .fetch_one(&mut *conn)
     .await?;
-    let org: String = row.try_get(0)?;
-    let status = AgentStatus::parse(row.try_get::<&str, _>(1)?)?;
-    let created_at: i64 = row.try_get(2)?;
-    let old: f64 = row.try_get(3)?;
-    let inputs = TrustInputs {
-        age_days: (now - created_at).max(0) / 86_400_000,
-        approved: row.try_get(4)?,
-        denied: row.try_get(5)?,
-        results_success: row.try_get(6)?,
-        results_failure: row.try_get(7)?,
-        human_approvals: row.try_get(8)?,
-        human_denials: row.try_get(9)?,
-        alerts: row.try_get(10)?,
-        drift_events: row.try_get(11)?,
-    };
-    let factors = trust::factors(status, &inputs);
-    let new = factors.score();
-    if (new - old).abs() >= 0.0005 || !event.routine() {
-        sqlx::query("UPDATE agents SET trust_score = ? WHERE id = ?")
-            .bind(new)
-            .bind(agent_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let changed_2dp = (new * 100.0).round() != (old * 100.0).round();
-    if changed_2dp || !event.routine() {
-        sqlx::query(
-            "INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, reason, factors) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new_ordered_id())
-        .bind(&org)
-        .bind(agent_id)
-        .bind(now)
-        .bind(new)
-        .bind(old)
-        .bind(reason.unwrap_or(event.reason()))
-        .bind(serde_json::to_string(&factors).unwrap_or_else(|_| "{}".into()))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(new)
+    let plan = ScorePlan::from_row(&row, now, event)?;
+    store_plan(conn, agent_id, now, &plan, reason.unwrap_or(event.reason())).await?;
+    Ok(plan.stored())
 }
 
 /// Records an alert for an agent (and bumps its alert or drift counter via [`apply`]).

@@ -40,6 +40,7 @@ impl Server {
             db,
             metrics,
             public_url,
+            decisions: Default::default(),
         }));
         let app = routes::router(state.clone());
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -18,6 +18,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     /// `aim_url` returned to registering agents.
     pub(crate) public_url: String,
+    /// Decision inputs kept between requests (validated at commit; see `decision_cache`).
+    pub(crate) decisions: crate::decision_cache::DecisionCache,
 }
 
 impl std::ops::Deref for AppState {

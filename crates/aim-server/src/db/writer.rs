@@ -3,6 +3,9 @@
 //!
 //! Each job runs inside its own SAVEPOINT, so a job that fails (say, a replayed signature hitting
 //! the replay guard's primary key) rolls back alone while the rest of the batch commits.
+//! Chunkable jobs (uniform statement groups that cannot fail on input, such as recording a
+//! verification) are sent to SQLite up to 16 at a time in one statement batch: a round trip to
+//! sqlx's connection thread costs far more than the statements themselves.
 
 use std::sync::Arc;
 
@@ -14,11 +17,74 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
 /// Called once the batch holding a job has committed (`None`) or failed (`Some`).
-type Completion = Box<dyn FnOnce(Option<&Error>) + Send>;
+pub(crate) type Completion = Box<dyn FnOnce(Option<&Error>) + Send>;
 
 /// A unit of work for the writer: runs against the write connection inside the batch's
 /// transaction and returns how to answer its caller once the batch is durable.
-pub(crate) struct Job(Box<RunJob>);
+pub(crate) enum Job {
+    /// Arbitrary statements, run on their own.
+    Run(Box<RunJob>),
+    /// A uniform statement group that is sent together with its neighbours of the same kind.
+    Chunk(Box<dyn ChunkItem>),
+}
+
+/// A query under construction.
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// A kind of chunkable write: its statements, which never fail on input (they are conditional)
+/// and end with exactly one `SELECT` row per item, and the chunk strings built from them.
+#[derive(Debug)]
+pub(crate) struct ChunkKind {
+    /// The statements of one item, each terminated by `;`.
+    pub(crate) fragment: &'static str,
+    /// `SAVEPOINT chunk; fragment × n; RELEASE chunk` for n = 1, 2, 4, 8, 16.
+    pub(crate) sql: std::sync::OnceLock<Vec<String>>,
+}
+
+/// Chunk sizes, largest first.
+const CHUNK_SIZES: [usize; 5] = [16, 8, 4, 2, 1];
+
+impl ChunkKind {
+    /// A kind for `fragment`.
+    pub(crate) const fn new(fragment: &'static str) -> Self {
+        Self {
+            fragment,
+            sql: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn sql_for(&self, n: usize) -> &str {
+        let all = self.sql.get_or_init(|| {
+            CHUNK_SIZES
+                .iter()
+                .map(|k| {
+                    let mut s = String::from("SAVEPOINT chunk;");
+                    for _ in 0..*k {
+                        s.push_str(self.fragment);
+                    }
+                    s.push_str("RELEASE chunk");
+                    s
+                })
+                .collect()
+        });
+        let idx = CHUNK_SIZES
+            .iter()
+            .position(|k| *k == n)
+            .unwrap_or(CHUNK_SIZES.len() - 1);
+        all.get(idx).map_or("", String::as_str)
+    }
+}
+
+/// One item of a chunkable write.
+pub(crate) trait ChunkItem: Send {
+    /// Its kind (all items sent together share it).
+    fn kind(&self) -> &'static ChunkKind;
+    /// Binds this item's parameters, in the order of the fragment's placeholders.
+    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q>;
+    /// Receives this item's result row (or the chunk's error) and says how to answer once the
+    /// batch committed.
+    fn finish(self: Box<Self>, row: Result<sqlx::sqlite::SqliteRow>) -> Completion;
+}
 
 /// The body of a [`Job`].
 type RunJob = dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completion> + Send;
@@ -56,7 +122,7 @@ impl Writer {
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
-        let job = Job(Box::new(move |conn: &mut SqliteConnection| {
+        let job = Job::Run(Box::new(move |conn: &mut SqliteConnection| {
             Box::pin(async move {
                 let outcome = run_in_savepoint(conn, f).await;
                 let completion: Completion = Box::new(move |commit: Option<&Error>| {
@@ -81,6 +147,64 @@ impl Writer {
         done_rx
             .await
             .map_err(|_| Error::Unavailable("the write was abandoned (database failure)".into()))?
+    }
+}
+
+impl Writer {
+    /// Queues a chunkable item; its `finish` answers the caller (through whatever channel the
+    /// item carries) once the batch is durable.
+    pub(crate) async fn write_chunked(&self, item: Box<dyn ChunkItem>) -> Result<()> {
+        self.tx
+            .send(Job::Chunk(item))
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))
+    }
+}
+
+/// Sends the pending chunkable items of one kind, in chunks of 16, 8, 4, 2, 1 (so the chunk
+/// statements stay in the prepared-statement cache), one round trip per chunk.
+async fn run_chunks(
+    conn: &mut SqliteConnection,
+    pending: &mut Vec<Box<dyn ChunkItem>>,
+    completions: &mut Vec<Completion>,
+) {
+    let mut items = std::mem::take(pending).into_iter().peekable();
+    while items.peek().is_some() {
+        let remaining = items.len();
+        let n = CHUNK_SIZES
+            .iter()
+            .copied()
+            .find(|k| *k <= remaining)
+            .unwrap_or(1);
+        let chunk: Vec<Box<dyn ChunkItem>> = items.by_ref().take(n).collect();
+        let kind = chunk[0].kind();
+        let sql = kind.sql_for(n);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for item in &chunk {
+            q = item.bind(q);
+        }
+        match q.fetch_all(&mut *conn).await {
+            Ok(rows) if rows.len() == chunk.len() => {
+                for (item, row) in chunk.into_iter().zip(rows) {
+                    completions.push(item.finish(Ok(row)));
+                }
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(rows) => format!("chunk returned {} rows for {} items", rows.len(), n),
+                    Err(e) => e.to_string(),
+                };
+                tracing::error!(error = %why, "chunked write failed");
+                let _ = sqlx::raw_sql("ROLLBACK TO chunk; RELEASE chunk")
+                    .execute(&mut *conn)
+                    .await;
+                for item in chunk {
+                    completions.push(item.finish(Err(Error::Unavailable(
+                        "the write could not be recorded; retry".into(),
+                    ))));
+                }
+            }
+        }
     }
 }
 
@@ -130,11 +254,31 @@ async fn run(
                 continue;
             }
         };
+        let started = std::time::Instant::now();
         let mut completions = Vec::with_capacity(jobs.len());
+        let mut pending: Vec<Box<dyn ChunkItem>> = Vec::new();
         for job in jobs.drain(..) {
-            completions.push((job.0)(&mut tx).await);
+            match job {
+                Job::Run(run) => {
+                    run_chunks(&mut tx, &mut pending, &mut completions).await;
+                    completions.push(run(&mut tx).await);
+                }
+                Job::Chunk(item) => {
+                    if pending
+                        .first()
+                        .is_some_and(|p| !std::ptr::eq(p.kind(), item.kind()))
+                    {
+                        run_chunks(&mut tx, &mut pending, &mut completions).await;
+                    }
+                    pending.push(item);
+                }
+            }
         }
-        match tx.commit().await {
+        run_chunks(&mut tx, &mut pending, &mut completions).await;
+        let ran = started.elapsed();
+        let committed = tx.commit().await;
+        metrics.observe_batch_time(ran.as_secs_f64(), (started.elapsed() - ran).as_secs_f64());
+        match committed {
             Ok(()) => {
                 for c in completions {
                     c(None);

@@ -749,7 +749,9 @@ async fn change_status(
                         "agent is {current}; it cannot become {target}"
                     )));
                 }
-                sqlx::query("UPDATE agents SET status = ?, updated_at = ? WHERE id = ?")
+                sqlx::query(
+                    "UPDATE agents SET status = ?, updated_at = ?, config_version = config_version + 1 WHERE id = ?",
+                )
                     .bind(target.as_str())
                     .bind(now)
                     .bind(&agent_id)
@@ -779,6 +781,7 @@ async fn change_status(
             })
         })
         .await?;
+    state.decisions.invalidate(&rec.id);
     let rec = find_agent(&state.db.read, &org, &rec.id).await?;
     Ok(Json(state.agent_view(rec).await?))
 }
@@ -953,6 +956,7 @@ pub(crate) async fn rotate_key(
                 sqlx::query(
                     "UPDATE agents SET public_key = ?, previous_public_key = ?, previous_key_valid_until = ?, \
                      key_created_at = ?, rotation_count = rotation_count + 1, key_generated_by_server = 0, \
+                     config_version = config_version + 1, \
                      updated_at = ? WHERE id = ?",
                 )
                 .bind(&new_key)
@@ -991,6 +995,7 @@ pub(crate) async fn rotate_key(
             })
         })
         .await?;
+    state.decisions.invalidate(&out.agent_id);
     Ok(Json(out))
 }
 

@@ -16,6 +16,7 @@ use crate::audit;
 use crate::auth::{Person, parse_uuid, record_replay};
 use crate::db::new_id;
 use crate::decision::validate_pattern;
+use crate::decision_cache;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{RequestStatus, Role};
 use crate::routes::ErrorBody;
@@ -198,6 +199,7 @@ async fn grant(
                     }
                     Err(e) => return Err(e.into()),
                 }
+                decision_cache::bump_agent(conn, &aid).await?;
                 audit::record(
                     conn,
                     audit::Entry {
@@ -216,6 +218,7 @@ async fn grant(
             })
         })
         .await?;
+    state.decisions.invalidate(agent_id);
     Ok(id)
 }
 
@@ -308,6 +311,7 @@ pub(crate) async fn revoke_capability(
                         "agent '{aname}' holds no capability '{cap}'"
                     )));
                 }
+                decision_cache::bump_agent(conn, &aid).await?;
                 audit::record(
                     conn,
                     audit::Entry {

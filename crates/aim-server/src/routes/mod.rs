@@ -125,7 +125,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(capabilities::revoke_capability))
         .routes(routes!(capabilities::declare_capability))
         .routes(routes!(capabilities::register_capability))
-        .routes(routes!(capabilities::request_capability, capabilities::agent_requests))
+        .routes(routes!(
+            capabilities::request_capability,
+            capabilities::agent_requests
+        ))
         .routes(routes!(capabilities::list_requests))
         .routes(routes!(capabilities::approve_request))
         .routes(routes!(capabilities::reject_request))

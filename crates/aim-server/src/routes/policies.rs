@@ -16,6 +16,7 @@ use super::util::{iso, name_field, parse_body, text_field};
 use crate::audit;
 use crate::db::new_id;
 use crate::decision::{DEFAULT_RISKS, FALLBACK_RISK, Policy, required_trust, validate_pattern};
+use crate::decision_cache;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{BelowTrust, PolicyEffect, Risk, Role};
 use crate::routes::ErrorBody;
@@ -83,28 +84,6 @@ impl From<PolicyView> for Policy {
             enabled: v.enabled,
         }
     }
-}
-
-/// The organization's policies for the decision engine.
-pub(crate) async fn load_policies<'e, E>(
-    exec: E,
-    org: &str,
-    only_enabled: bool,
-) -> Result<Vec<Policy>>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {POLICY_COLUMNS} FROM policies WHERE organization_id = ? AND (? = 0 OR enabled = 1) \
-         ORDER BY priority DESC, name"
-    )))
-    .bind(org)
-    .bind(i64::from(only_enabled))
-    .fetch_all(exec)
-    .await?;
-    rows.iter()
-        .map(|r| policy_view(r).map(Policy::from))
-        .collect()
 }
 
 /// A policy to create, or the fields to change.
@@ -374,6 +353,7 @@ async fn save_policy(
                     }
                     Err(e) => return Err(e.into()),
                 }
+                decision_cache::bump_org(conn, &person.org_id).await?;
                 audit::record(
                     conn,
                     audit::Entry {
@@ -394,6 +374,7 @@ async fn save_policy(
             })
         })
         .await?;
+    state.decisions.clear();
     find_policy(state, &org, &id).await
 }
 
@@ -467,6 +448,7 @@ pub(crate) async fn delete_policy(
                     .bind(&person.org_id)
                     .execute(&mut *conn)
                     .await?;
+                decision_cache::bump_org(conn, &person.org_id).await?;
                 audit::record(
                     conn,
                     audit::Entry {
@@ -483,6 +465,7 @@ pub(crate) async fn delete_policy(
             })
         })
         .await?;
+    state.decisions.clear();
     Ok(Json(Deleted {
         id: ident,
         deleted: true,
@@ -592,6 +575,7 @@ pub(crate) async fn set_risk_level(
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
+                decision_cache::bump_org(conn, &p2.org_id).await?;
                 audit::record(
                     conn,
                     audit::Entry {
@@ -608,6 +592,7 @@ pub(crate) async fn set_risk_level(
             })
         })
         .await?;
+    state.decisions.clear();
     list_risk_levels(State(state), headers).await
 }
 
@@ -642,6 +627,7 @@ pub(crate) async fn delete_risk_level(
                         "no risk override for '{pattern}'"
                     )));
                 }
+                decision_cache::bump_org(conn, &p2.org_id).await?;
                 audit::record(
                     conn,
                     audit::Entry {
@@ -658,5 +644,6 @@ pub(crate) async fn delete_risk_level(
             })
         })
         .await?;
+    state.decisions.clear();
     list_risk_levels(State(state), headers).await
 }

@@ -20,11 +20,13 @@ use super::util::{
 };
 use crate::audit::{self, Actor};
 use crate::auth::{
-    AgentKeys, ReplayMark, has_signature_headers, parse_uuid, record_replay, replay_expiry,
+    ReplayMark, SignatureHeaders, has_signature_headers, parse_uuid, record_replay, replay_expiry,
 };
 use crate::config::duration_ms;
 use crate::db::new_id;
-use crate::decision::{self, AgentFacts, DecisionInput, Outcome, Policy, RiskOverride};
+use crate::db::writer::{ChunkItem, ChunkKind, Completion, Query as SqlQuery};
+use crate::decision::{self, AgentFacts, DecisionInput, Outcome};
+use crate::decision_cache::{self, Bundle, Counters};
 use crate::error::{Error, Result};
 use crate::metrics::DecisionKind;
 use crate::model::{Risk, Role, VerificationStatus};
@@ -192,45 +194,51 @@ pub(crate) struct VerificationAnswer {
     pending_expires_at: Option<String>,
 }
 
-struct DecisionContext {
-    grants: Vec<String>,
-    policies: Vec<Policy>,
-    risks: Vec<RiskOverride>,
-    trust: f64,
+// The statements that record one verification. They never fail on input. The verification is
+// inserted only if the agent's and organization's configuration versions are those the decision
+// used (`fresh!()`), and not at all if its body signature or request signature already recorded
+// a verification (`UNIQUE` columns: the replay guard of this route); every other write is
+// conditional on the verification row existing. The last `SELECT` reports what happened (one row
+// per verification). Verifications are sent to the database in chunks of up to 16 (see
+// `db::writer`).
+macro_rules! fresh {
+    () => {
+        " a.id = ? AND a.config_version = ? \
+          AND (SELECT o.config_version FROM organizations o WHERE o.id = a.organization_id) = ?"
+    };
 }
-
-async fn decision_context(state: &AppState, org: &str, agent_id: &str) -> Result<DecisionContext> {
-    let grants: Vec<String> = sqlx::query_scalar(
-        "SELECT capability FROM capability_grants WHERE agent_id = ? AND revoked_at IS NULL",
-    )
-    .bind(agent_id)
-    .fetch_all(&state.db.read)
-    .await?;
-    let policies = super::policies::load_policies(&state.db.read, org, true).await?;
-    let risks: Vec<(String, String)> =
-        sqlx::query_as("SELECT action_pattern, risk FROM risk_levels WHERE organization_id = ?")
-            .bind(org)
-            .fetch_all(&state.db.read)
-            .await?;
-    let trust: f64 = sqlx::query_scalar("SELECT trust_score FROM agents WHERE id = ?")
-        .bind(agent_id)
-        .fetch_one(&state.db.read)
-        .await?;
-    Ok(DecisionContext {
-        grants,
-        policies,
-        risks: risks
-            .into_iter()
-            .filter_map(|(action_pattern, risk)| {
-                Risk::parse(&risk).ok().map(|risk| RiskOverride {
-                    action_pattern,
-                    risk,
-                })
-            })
-            .collect(),
-        trust,
-    })
+macro_rules! recorded {
+    () => {
+        " EXISTS (SELECT 1 FROM verifications v WHERE v.id = ?)"
+    };
 }
+static RECORD_KIND: ChunkKind = ChunkKind::new(concat!(
+    "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
+     status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
+     pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash) \
+     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM agents a WHERE",
+    fresh!(),
+    " ON CONFLICT DO NOTHING;",
+    "INSERT INTO audit_log (id, organization_id, at, actor_type, actor_id, action, target_type, target_id, \
+     details) SELECT ?, ?, ?, ?, ?, ?, 'verification', ?, ? WHERE",
+    recorded!(),
+    ";",
+    "INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, reason, factors) \
+     SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? = 1 AND",
+    recorded!(),
+    ";",
+    "UPDATE agents SET verifications_approved = verifications_approved + ?, \
+     verifications_denied = verifications_denied + ?, last_active_at = ?, trust_score = ? \
+     WHERE id = ? AND",
+    recorded!(),
+    ";",
+    "SELECT x.job, (SELECT COUNT(*) FROM verifications v WHERE v.id = ?), \
+     (SELECT COUNT(*) FROM verifications v WHERE v.body_signature_hash = ? \
+          OR (? IS NOT NULL AND v.header_signature_hash = ?)), \
+     a.organization_id, a.status, a.created_at, a.trust_score, a.verifications_approved, a.verifications_denied, \
+     a.results_success, a.results_failure, a.human_approvals, a.human_denials, a.alerts_raised, a.drift_events \
+     FROM (SELECT ? AS job) x LEFT JOIN agents a ON a.id = ?;"
+));
 
 /// Ask for a decision on an action.
 ///
@@ -258,237 +266,524 @@ pub(crate) async fn create_verification(
     body: Bytes,
 ) -> Result<Response> {
     let req = parse_verification_body(&body)?;
-    // Who is asking.
-    let mut header_mark: Option<ReplayMark> = None;
-    let (org_check, actor) = if has_signature_headers(&headers) {
-        let agent = state
-            .agent_caller(&parts(&method, &uri, &headers, &body))
-            .await?;
-        if agent.agent_id != req.agent_id {
+    // Who is asking: signature headers, an API key of the agent's organization, or the body
+    // signature alone.
+    let signed = if has_signature_headers(&headers) {
+        let h = SignatureHeaders::parse(&headers)?;
+        if h.agent_id != req.agent_id {
             return Err(Error::forbidden(format!(
                 "the request is signed by agent {} but the body's agent_id is {}",
-                agent.agent_id, req.agent_id
+                h.agent_id, req.agent_id
             )));
         }
-        header_mark = Some(agent.replay.clone());
-        (
-            Some(agent.org_id.clone()),
-            Actor::Agent {
-                agent_id: agent.agent_id,
-            },
-        )
-    } else if headers.contains_key("x-api-key") || headers.contains_key("authorization") {
-        let person = state.person(&headers, Role::Member).await?;
-        (Some(person.org_id.clone()), person.actor())
+        Some(h)
     } else {
-        (
-            None,
-            Actor::Agent {
-                agent_id: req.agent_id.clone(),
-            },
-        )
+        None
     };
-    let keys: AgentKeys = match state.agent_keys(&req.agent_id).await {
-        Ok(k) => k,
-        Err(Error::Unauthorized(_)) if org_check.is_some() => {
-            return Err(Error::not_found(format!(
-                "no agent {} in this organization",
-                req.agent_id
-            )));
+    let person = if signed.is_none()
+        && (headers.contains_key("x-api-key") || headers.contains_key("authorization"))
+    {
+        Some(state.person(&headers, Role::Member).await?)
+    } else {
+        None
+    };
+    let ctx = Attempt {
+        state: &state,
+        req: &req,
+        signed: signed.as_ref(),
+        person: person.as_ref(),
+        parts: parts(&method, &uri, &headers, &body),
+    };
+    // Decide with the cached inputs when there are any; the recording statement checks they are
+    // still current. A stale cache, or a failure that fresh data might change, is retried from
+    // a fresh read.
+    let (mut bundle, mut fresh) = match state.decisions.get(&req.agent_id, state.now_ms()) {
+        Some(b) => (b, false),
+        None => (ctx.load().await?, true),
+    };
+    for _ in 0..4 {
+        match ctx.run(&bundle).await {
+            Ok(Some(answer)) => return Ok(answer),
+            Ok(None) => {}
+            Err(e) if fresh => return Err(e),
+            Err(_) => {}
         }
-        Err(e) => return Err(e),
-    };
-    if let Some(org) = &org_check
-        && *org != keys.org_id
-    {
-        return Err(Error::not_found(format!(
-            "no agent {} in this organization",
-            req.agent_id
-        )));
+        state.decisions.invalidate(&req.agent_id);
+        bundle = ctx.load().await?;
+        fresh = true;
     }
-    // The body signature, with the registered key(s).
-    let now = state.now_ms();
-    let candidates = keys.keys_at(now);
-    if let Some(pk) = &req.public_key
-        && !candidates.iter().any(|k| k.text == pk.trim())
-    {
-        return Err(Error::unauthorized(
-            "public_key does not match the agent's registered key",
-        ));
-    }
-    let payload = req.payload();
-    if !candidates
-        .iter()
-        .any(|k| payload.verify(&k.key, &req.signature).is_ok())
-    {
-        return Err(Error::unauthorized(
-            "the body signature does not verify with the agent's registered key",
-        ));
-    }
-    let window_ms = duration_ms(state.config.signature_window);
-    let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
-        Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
-    })?;
-    if (now - ts).abs() > window_ms {
-        return Err(Error::unauthorized(format!(
-            "the verification timestamp is {} s away from server time (window ±{} s); check the agent's clock",
-            (ts - now) / 1000,
-            window_ms / 1000
-        )));
-    }
-    keys.require_active()?;
-    let sig = AgentSignature::from_b64(&req.signature)
-        .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
-    let body_mark = ReplayMark {
-        agent_id: keys.id.clone(),
-        signature_hash: hex::encode(sha256(&sig.to_bytes())),
-        expires_at: replay_expiry(
-            u64::try_from(ts / 1000).unwrap_or(0),
-            state.config.signature_window.as_secs(),
-        ),
-    };
-    let context_json = req.context.to_python_json();
-    if context_json.len() > MAX_CONTEXT_BYTES {
-        return Err(Error::bad_request(format!(
-            "context is larger than {MAX_CONTEXT_BYTES} bytes"
-        )));
+    Err(Error::Unavailable(
+        "the agent's configuration kept changing during the decision; retry".into(),
+    ))
+}
+
+/// One verification request being decided.
+struct Attempt<'a> {
+    state: &'a AppState,
+    req: &'a VerificationBody,
+    signed: Option<&'a SignatureHeaders<'a>>,
+    person: Option<&'a crate::auth::Person>,
+    parts: crate::auth::RequestParts<'a>,
+}
+
+impl Attempt<'_> {
+    /// Reads the agent's decision inputs from the database and caches them.
+    async fn load(&self) -> Result<Bundle> {
+        match decision_cache::load(&self.state.db.read, &self.req.agent_id, self.state.now_ms())
+            .await?
+        {
+            Some(b) => {
+                self.state.decisions.put(&self.req.agent_id, b.clone());
+                Ok(b)
+            }
+            None if self.person.is_some() => Err(Error::not_found(format!(
+                "no agent {} in this organization",
+                self.req.agent_id
+            ))),
+            None => Err(Error::unauthorized("unknown agent")),
+        }
     }
 
-    // Decide.
-    let ctx = decision_context(&state, &keys.org_id, &keys.id).await?;
-    let serde_context = req.context.to_serde();
-    let decision = decision::decide(&DecisionInput {
-        agent: AgentFacts {
-            id: &keys.id,
-            name: &keys.name,
-            status: keys.status,
-        },
-        grants: &ctx.grants,
-        policies: &ctx.policies,
-        risk_overrides: &ctx.risks,
-        trust_score: ctx.trust,
-        action: &req.action_type,
-        resource: req.resource.as_deref(),
-        context: &serde_context,
-    });
-    let (status, event, kind) = match decision.outcome {
-        Outcome::Approved => (
-            VerificationStatus::Approved,
-            TrustEvent::Approved,
-            DecisionKind::Approved,
-        ),
-        Outcome::Denied => (
-            VerificationStatus::Denied,
-            TrustEvent::Denied,
-            DecisionKind::Denied,
-        ),
-        Outcome::Pending => (
-            VerificationStatus::Pending,
-            TrustEvent::Pending,
-            DecisionKind::Pending,
-        ),
-    };
-    let id = new_id();
-    let approval_expires = (status == VerificationStatus::Approved)
-        .then(|| now + duration_ms(state.config.approval_ttl));
-    let pending_expires = (status == VerificationStatus::Pending)
-        .then(|| now + duration_ms(state.config.pending_ttl));
-
-    // Persist, durably, then answer.
-    let job_id = id.clone();
-    let org = keys.org_id.clone();
-    let agent_id = keys.id.clone();
-    let action = req.action_type.clone();
-    let resource = req.resource.clone();
-    let reason = decision.reason.clone();
-    let risk = decision.risk;
-    let required = decision.required_trust;
-    let trust_before = ctx.trust;
-    let policy = decision.policy.clone();
-    let capability = decision.capability.clone();
-    let trust_score = state
-        .db
-        .writer
-        .write(move |conn| {
-            Box::pin(async move {
-                if let Some(mark) = &header_mark {
-                    record_replay(conn, mark).await?;
-                }
-                record_replay(conn, &body_mark).await?;
-                sqlx::query(
-                    "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
-                     status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
-                     pending_expires_at, approval_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&job_id)
-                .bind(&org)
-                .bind(&agent_id)
-                .bind(&action)
-                .bind(&resource)
-                .bind(&context_json)
-                .bind(risk.as_str())
-                .bind(status.as_str())
-                .bind(&reason)
-                .bind(required)
-                .bind(trust_before)
-                .bind((status != VerificationStatus::Pending).then_some("system"))
-                .bind(now)
-                .bind((status != VerificationStatus::Pending).then_some(now))
-                .bind(pending_expires)
-                .bind(approval_expires)
-                .execute(&mut *conn)
-                .await?;
-                audit::record(
-                    conn,
-                    audit::Entry {
-                        organization_id: &org,
-                        at: now,
-                        actor: &actor,
-                        action: match status {
-                            VerificationStatus::Approved => "verification.approved",
-                            VerificationStatus::Denied => "verification.denied",
-                            _ => "verification.pending",
-                        },
-                        target_type: "verification",
-                        target_id: Some(&job_id),
-                        details: serde_json::json!({
-                            "agent_id": agent_id,
-                            "action_type": action,
-                            "resource": resource,
-                            "risk": risk,
-                            "reason": reason,
-                            "policy": policy,
-                            "capability": capability,
-                            "trust_score": trust_before,
-                        }),
+    /// Authenticates, decides and records. `Ok(None)`: the inputs changed before the decision
+    /// could be recorded (nothing was recorded).
+    async fn run(&self, bundle: &Bundle) -> Result<Option<Response>> {
+        let state = self.state;
+        let req = self.req;
+        let keys = &bundle.fixed.keys;
+        let (header_mark, actor) = match (self.signed, self.person) {
+            (Some(h), _) => {
+                let caller = state.check_signature(keys, h, &self.parts)?;
+                (
+                    Some(caller.replay),
+                    Actor::Agent {
+                        agent_id: caller.agent_id,
                     },
                 )
-                .await?;
-                scores::apply(conn, &agent_id, now, event, None).await
-            })
-        })
-        .await?;
-    state.metrics.count_decision(kind);
+            }
+            (None, Some(p)) => {
+                if p.org_id != keys.org_id {
+                    return Err(Error::not_found(format!(
+                        "no agent {} in this organization",
+                        req.agent_id
+                    )));
+                }
+                (None, p.actor())
+            }
+            (None, None) => (
+                None,
+                Actor::Agent {
+                    agent_id: keys.id.clone(),
+                },
+            ),
+        };
+        // The body signature, with the registered key(s).
+        let now = state.now_ms();
+        let candidates = keys.keys_at(now);
+        if let Some(pk) = &req.public_key
+            && !candidates.iter().any(|k| k.text == pk.trim())
+        {
+            return Err(Error::unauthorized(
+                "public_key does not match the agent's registered key",
+            ));
+        }
+        let payload = req.payload();
+        if !candidates
+            .iter()
+            .any(|k| payload.verify(&k.key, &req.signature).is_ok())
+        {
+            return Err(Error::unauthorized(
+                "the body signature does not verify with the agent's registered key",
+            ));
+        }
+        let window_ms = duration_ms(state.config.signature_window);
+        let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
+            Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
+        })?;
+        if (now - ts).abs() > window_ms {
+            return Err(Error::unauthorized(format!(
+                "the verification timestamp is {} s away from server time (window ±{} s); check the agent's clock",
+                (ts - now) / 1000,
+                window_ms / 1000
+            )));
+        }
+        keys.require_active()?;
+        let sig = AgentSignature::from_b64(&req.signature)
+            .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
+        let body_mark = ReplayMark {
+            agent_id: keys.id.clone(),
+            signature_hash: hex::encode(sha256(&sig.to_bytes())),
+            expires_at: replay_expiry(
+                u64::try_from(ts / 1000).unwrap_or(0),
+                state.config.signature_window.as_secs(),
+            ),
+        };
+        let context_json = req.context.to_python_json();
+        if context_json.len() > MAX_CONTEXT_BYTES {
+            return Err(Error::bad_request(format!(
+                "context is larger than {MAX_CONTEXT_BYTES} bytes"
+            )));
+        }
 
-    let answer = VerificationAnswer {
-        id,
-        status,
-        approved_by: (status == VerificationStatus::Approved).then(|| "system".to_owned()),
-        expires_at: approval_expires.map(iso),
-        denial_reason: (status == VerificationStatus::Denied).then(|| decision.reason.clone()),
-        error: (status == VerificationStatus::Denied)
-            .then(|| format!("action denied: {}", decision.reason)),
-        reason: decision.reason,
-        risk_level: decision.risk,
-        trust_score,
-        pending_expires_at: pending_expires.map(iso),
-    };
-    let code = match status {
-        VerificationStatus::Approved => StatusCode::CREATED,
-        VerificationStatus::Denied => StatusCode::FORBIDDEN,
-        _ => StatusCode::ACCEPTED,
-    };
-    Ok((code, Json(answer)).into_response())
+        // Decide.
+        let serde_context = req.context.to_serde();
+        let decision = decision::decide(&DecisionInput {
+            agent: AgentFacts {
+                id: &keys.id,
+                name: &keys.name,
+                status: keys.status,
+            },
+            grants: &bundle.fixed.grants,
+            policies: &bundle.fixed.policies,
+            risk_overrides: &bundle.fixed.risks,
+            trust_score: bundle.trust,
+            action: &req.action_type,
+            resource: req.resource.as_deref(),
+            context: &serde_context,
+        });
+        let (status, event, kind) = match decision.outcome {
+            Outcome::Approved => (
+                VerificationStatus::Approved,
+                TrustEvent::Approved,
+                DecisionKind::Approved,
+            ),
+            Outcome::Denied => (
+                VerificationStatus::Denied,
+                TrustEvent::Denied,
+                DecisionKind::Denied,
+            ),
+            Outcome::Pending => (
+                VerificationStatus::Pending,
+                TrustEvent::Pending,
+                DecisionKind::Pending,
+            ),
+        };
+        let id = new_id();
+        let approval_expires = (status == VerificationStatus::Approved)
+            .then(|| now + duration_ms(state.config.approval_ttl));
+        let pending_expires = (status == VerificationStatus::Pending)
+            .then(|| now + duration_ms(state.config.pending_ttl));
+        let audit_action = match status {
+            VerificationStatus::Approved => "verification.approved",
+            VerificationStatus::Denied => "verification.denied",
+            _ => "verification.pending",
+        };
+        let details = serde_json::json!({
+            "agent_id": keys.id,
+            "action_type": req.action_type,
+            "resource": req.resource,
+            "risk": decision.risk,
+            "reason": decision.reason,
+            "policy": decision.policy,
+            "capability": decision.capability,
+            "trust_score": bundle.trust,
+        })
+        .to_string();
+
+        // The trust score after this event, from the counters the decision saw.
+        let (inc_approved, inc_denied) = match status {
+            VerificationStatus::Approved => (1_i64, 0_i64),
+            VerificationStatus::Denied => (0, 1),
+            _ => (0, 0),
+        };
+        let mut expected = bundle.counters;
+        expected.approved += inc_approved;
+        expected.denied += inc_denied;
+        let factors = crate::trust::factors(keys.status, &expected.inputs(now));
+        let new_trust = factors.score();
+        let history = (new_trust * 100.0).round() != (bundle.trust * 100.0).round();
+
+        // Record, durably, then answer.
+        let w = Record {
+            id: id.clone(),
+            org: keys.org_id.clone(),
+            agent_id: keys.id.clone(),
+            action: req.action_type.clone(),
+            resource: req.resource.clone(),
+            context_json,
+            risk: decision.risk,
+            status,
+            reason: decision.reason.clone(),
+            required: decision.required_trust,
+            trust_before: bundle.trust,
+            agent_version: bundle.fixed.agent_version,
+            org_version: bundle.fixed.org_version,
+            now,
+            pending_expires,
+            approval_expires,
+            header_mark,
+            body_mark,
+            actor,
+            audit_action,
+            details,
+            event,
+            inc_approved,
+            inc_denied,
+            new_trust,
+            history: history
+                .then(|| serde_json::to_string(&factors).unwrap_or_else(|_| "{}".into())),
+            expected,
+            audit_id: crate::db::new_ordered_id(),
+            history_id: crate::db::new_ordered_id(),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        state
+            .db
+            .writer
+            .write_chunked(Box::new(RecordItem { rec: w, reply }))
+            .await?;
+        let outcome = answer.await.map_err(|_| {
+            Error::Unavailable("the write was abandoned (database failure)".into())
+        })??;
+        let (trust_score, counters) = match outcome {
+            RecordOutcome::Stale => return Ok(None),
+            RecordOutcome::Recorded {
+                trust,
+                counters,
+                resync,
+            } => {
+                if resync {
+                    resync_trust(state, &keys.id);
+                }
+                (trust, counters)
+            }
+        };
+        state.decisions.put(
+            &keys.id,
+            Bundle {
+                fixed: bundle.fixed.clone(),
+                trust: trust_score,
+                counters,
+                loaded_at: bundle.loaded_at,
+            },
+        );
+        state.metrics.count_decision(kind);
+
+        let answer = VerificationAnswer {
+            id,
+            status,
+            approved_by: (status == VerificationStatus::Approved).then(|| "system".to_owned()),
+            expires_at: approval_expires.map(iso),
+            denial_reason: (status == VerificationStatus::Denied).then(|| decision.reason.clone()),
+            error: (status == VerificationStatus::Denied)
+                .then(|| format!("action denied: {}", decision.reason)),
+            reason: decision.reason,
+            risk_level: decision.risk,
+            trust_score,
+            pending_expires_at: pending_expires.map(iso),
+        };
+        let code = match status {
+            VerificationStatus::Approved => StatusCode::CREATED,
+            VerificationStatus::Denied => StatusCode::FORBIDDEN,
+            _ => StatusCode::ACCEPTED,
+        };
+        Ok(Some((code, Json(answer)).into_response()))
+    }
+}
+
+/// Everything one verification writes.
+struct Record {
+    id: String,
+    org: String,
+    agent_id: String,
+    action: String,
+    resource: Option<String>,
+    context_json: String,
+    risk: Risk,
+    status: VerificationStatus,
+    reason: String,
+    required: f64,
+    trust_before: f64,
+    agent_version: i64,
+    org_version: i64,
+    now: i64,
+    pending_expires: Option<i64>,
+    approval_expires: Option<i64>,
+    header_mark: Option<ReplayMark>,
+    body_mark: ReplayMark,
+    actor: Actor,
+    audit_action: &'static str,
+    details: String,
+    event: TrustEvent,
+    inc_approved: i64,
+    inc_denied: i64,
+    new_trust: f64,
+    /// Factors JSON when a trust-history row is due.
+    history: Option<String>,
+    /// The counters expected after this event.
+    expected: Counters,
+    /// Ids for the audit and history rows.
+    audit_id: String,
+    history_id: String,
+}
+
+/// What recording a verification did.
+enum RecordOutcome {
+    /// Recorded; the agent's stored score and counters afterwards. `resync`: other events were
+    /// counted concurrently, so the stored score must be recomputed from the counters.
+    Recorded {
+        trust: f64,
+        counters: Counters,
+        resync: bool,
+    },
+    /// The decision's inputs changed; nothing was recorded.
+    Stale,
+}
+
+/// A verification queued for the writer.
+struct RecordItem {
+    rec: Record,
+    reply: tokio::sync::oneshot::Sender<Result<RecordOutcome>>,
+}
+
+impl Record {
+    fn header_hash(&self) -> Option<&str> {
+        self.header_mark.as_ref().map(|m| m.signature_hash.as_str())
+    }
+
+    /// Binds the freshness condition of `fresh!()`.
+    fn bind_fresh<'q>(&'q self, q: SqlQuery<'q>) -> SqlQuery<'q> {
+        q.bind(&self.agent_id)
+            .bind(self.agent_version)
+            .bind(self.org_version)
+    }
+
+    /// Reads the result row of this verification.
+    fn outcome(&self, row: &sqlx::sqlite::SqliteRow) -> Result<RecordOutcome> {
+        let recorded: i64 = row.try_get(1)?;
+        let same_signatures: i64 = row.try_get(2)?;
+        if recorded == 0 {
+            if same_signatures > 0 {
+                return Err(Error::unauthorized("replayed request"));
+            }
+            return Ok(RecordOutcome::Stale);
+        }
+        let counters = Counters {
+            created_at: row.try_get(5)?,
+            approved: row.try_get(7)?,
+            denied: row.try_get(8)?,
+            results_success: row.try_get(9)?,
+            results_failure: row.try_get(10)?,
+            human_approvals: row.try_get(11)?,
+            human_denials: row.try_get(12)?,
+            alerts: row.try_get(13)?,
+            drift: row.try_get(14)?,
+        };
+        Ok(RecordOutcome::Recorded {
+            trust: self.new_trust,
+            resync: counters != self.expected,
+            counters,
+        })
+    }
+}
+
+impl ChunkItem for RecordItem {
+    fn kind(&self) -> &'static ChunkKind {
+        &RECORD_KIND
+    }
+
+    fn bind<'q>(&'q self, q: SqlQuery<'q>) -> SqlQuery<'q> {
+        let r = &self.rec;
+        let decided = r.status != VerificationStatus::Pending;
+        // The verification, with its signatures' hashes.
+        let q = q
+            .bind(&r.id)
+            .bind(&r.org)
+            .bind(&r.agent_id)
+            .bind(&r.action)
+            .bind(&r.resource)
+            .bind(&r.context_json)
+            .bind(r.risk.as_str())
+            .bind(r.status.as_str())
+            .bind(&r.reason)
+            .bind(r.required)
+            .bind(r.trust_before)
+            .bind(decided.then_some("system"))
+            .bind(r.now)
+            .bind(decided.then_some(r.now))
+            .bind(r.pending_expires)
+            .bind(r.approval_expires)
+            .bind(&r.body_mark.signature_hash)
+            .bind(r.header_hash());
+        let q = r.bind_fresh(q);
+        // Its audit record.
+        let q = q
+            .bind(&r.audit_id)
+            .bind(&r.org)
+            .bind(r.now)
+            .bind(r.actor.kind())
+            .bind(r.actor.id())
+            .bind(r.audit_action)
+            .bind(&r.id)
+            .bind(&r.details)
+            .bind(&r.id);
+        // The trust history row, when due.
+        let q = q
+            .bind(&r.history_id)
+            .bind(&r.org)
+            .bind(&r.agent_id)
+            .bind(r.now)
+            .bind(r.new_trust)
+            .bind(r.trust_before)
+            .bind(r.event.reason())
+            .bind(r.history.as_deref().unwrap_or("{}"))
+            .bind(i64::from(r.history.is_some()))
+            .bind(&r.id);
+        // The counters and score.
+        let q = q
+            .bind(r.inc_approved)
+            .bind(r.inc_denied)
+            .bind(r.now)
+            .bind(r.new_trust)
+            .bind(&r.agent_id)
+            .bind(&r.id);
+        // The report row.
+        q.bind(&r.id)
+            .bind(&r.body_mark.signature_hash)
+            .bind(r.header_hash())
+            .bind(r.header_hash())
+            .bind(&r.id)
+            .bind(&r.agent_id)
+    }
+
+    fn finish(self: Box<Self>, row: Result<sqlx::sqlite::SqliteRow>) -> Completion {
+        let outcome = row.and_then(|r| self.rec.outcome(&r));
+        let reply = self.reply;
+        Box::new(move |commit: Option<&Error>| {
+            let answer = match (commit, outcome) {
+                (None, outcome) => outcome,
+                (Some(_), Err(e)) => Err(e),
+                (Some(e), Ok(_)) => Err(Error::Unavailable(format!(
+                    "the write could not be committed: {}",
+                    e.public_message()
+                ))),
+            };
+            let _ = reply.send(answer);
+        })
+    }
+}
+
+/// Recomputes an agent's stored trust score from its counters (after concurrent events), off
+/// the request path.
+fn resync_trust(state: &AppState, agent_id: &str) {
+    let state = state.clone();
+    let agent_id = agent_id.to_owned();
+    tokio::spawn(async move {
+        let now = state.now_ms();
+        let id = agent_id.clone();
+        let result = state
+            .db
+            .writer
+            .write(move |conn| {
+                Box::pin(
+                    async move { scores::apply(conn, &id, now, TrustEvent::Resync, None).await },
+                )
+            })
+            .await;
+        match result {
+            Ok(_) => state.decisions.invalidate(&agent_id),
+            Err(e) => tracing::warn!(error = %e, "trust score resync failed"),
+        }
+    });
 }
 
 /// A persisted verification.
@@ -803,6 +1098,7 @@ pub(crate) async fn sdk_record_result(
             })
         })
         .await?;
+    state.decisions.invalidate(&view.agent_id);
     Ok(Json(ResultRecorded {
         id,
         status,

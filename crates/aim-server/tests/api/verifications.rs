@@ -580,3 +580,91 @@ async fn concurrent_verifications_are_all_persisted() {
     assert!(a0["last_active_at"].is_string());
     h.stop().await;
 }
+
+/// Decision inputs are cached per server process, but a change committed by another replica
+/// (grant revoked, policy added, agent suspended) is never missed: the recording statement
+/// checks the configuration versions in its own transaction.
+#[tokio::test]
+async fn cached_decision_inputs_never_outlive_a_change_on_another_replica() {
+    let h = Harness::start().await;
+    let a = h.agent_with("cached", &["read_*", "write_*"]).await;
+    let replica = aim_server::Server::start(h.config.clone()).await.unwrap();
+    let on_replica = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let mut rb = h
+            .http
+            .request(method, format!("{}{path}", replica.url()))
+            .header("x-api-key", &h.admin_key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send()
+    };
+    // Warm this server's cache.
+    let (s, _) = h.verify(&a, "read_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Revoke on the replica; this server must deny.
+    let r = on_replica(
+        Method::DELETE,
+        format!("/api/v1/agents/{}/capabilities/read_%2A", a.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, v) = h.verify(&a, "read_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // A policy added on the replica applies here at once.
+    let (s, _) = h.verify(&a, "write_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let r = on_replica(
+        Method::POST,
+        "/api/v1/policies".into(),
+        Some(json!({"name": "hold-writes", "action": "write_*", "effect": "require_approval"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (s, v) = h.verify(&a, "write_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // Suspension on the replica: refused here.
+    let r = on_replica(
+        Method::POST,
+        format!("/api/v1/agents/{}/suspend", a.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, _) = h.verify(&a, "write_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A key rotated on the replica: the old key stops working here once its grace ends.
+    let r = on_replica(
+        Method::POST,
+        format!("/api/v1/agents/{}/reactivate", a.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let new = AgentKeypair::generate().unwrap();
+    let r = on_replica(
+        Method::POST,
+        format!("/api/v1/agents/{}/keys", a.id),
+        Some(json!({"public_key": new.public_key().to_b64(), "grace_seconds": 0})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    h.clock.advance(Duration::from_secs(1));
+    let (s, _) = h.verify(&a, "write_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let rotated = TestAgent {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        keys: new,
+    };
+    let (s, _) = h.verify(&rotated, "write_file", None, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "the policy still holds writes");
+    replica.shutdown().await.unwrap();
+    h.stop().await;
+}

@@ -1,0 +1,256 @@
+//! Load generator: end-to-end signed verifications over HTTP on loopback, durable (SQLite WAL,
+//! synchronous=FULL, group commit), 64 concurrent clients, on this machine. The server and the
+//! clients share the machine's cores (the clients sign every request with Ed25519 twice, like the
+//! SDK: body signature and request signature).
+//!
+//! Prints `RESULT server.verify_e2e_64c throughput=../s p50=..ms p95=..ms p99=..ms ...`.
+//! Environment: `AIM_BENCH_SECS` (measured seconds, default 10), `AIM_BENCH_CLIENTS` (64).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aim_crypto::canonical::Value as Canon;
+use aim_crypto::{ActionPayload, AgentKeypair};
+use aim_server::{Server, ServerConfig};
+
+struct Agent {
+    id: String,
+    keys: AgentKeypair,
+}
+
+fn body(agent: &Agent, n: u64) -> Vec<u8> {
+    let now = chrono::Utc::now();
+    let payload = ActionPayload {
+        action_type: "read_database".into(),
+        agent_id: agent.id.clone(),
+        context: Canon::from_serde(
+            &serde_json::json!({"query": "SELECT * FROM orders WHERE id = ?", "n": n, "ratio": 0.25}),
+        ),
+        resource: Some(format!("orders/{n}")),
+        timestamp: now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        risk_level: None,
+    };
+    let signature = payload.sign(&agent.keys).to_b64();
+    let mut map = BTreeMap::new();
+    map.insert("action_type".to_owned(), Canon::String(payload.action_type));
+    map.insert("agent_id".to_owned(), Canon::String(payload.agent_id));
+    map.insert("context".to_owned(), payload.context);
+    map.insert(
+        "resource".to_owned(),
+        payload.resource.map_or(Canon::Null, Canon::String),
+    );
+    map.insert("timestamp".to_owned(), Canon::String(payload.timestamp));
+    map.insert("signature".to_owned(), Canon::String(signature));
+    map.insert(
+        "public_key".to_owned(),
+        Canon::String(agent.keys.public_key().to_b64()),
+    );
+    Canon::Object(map).to_python_json().into_bytes()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let secs = env_u64("AIM_BENCH_SECS", 10);
+    let clients = env_u64("AIM_BENCH_CLIENTS", 64) as usize;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The server on its own runtime (2 worker threads: the machine's cores).
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("aim-server")
+        .build()
+        .unwrap();
+    let config = ServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().unwrap());
+    let (server, admin_key) = server_rt.block_on(async {
+        let init = aim_server::init(&config, "Bench", "admin@bench.test")
+            .await
+            .unwrap();
+        let server = Server::start(config.clone()).await.unwrap();
+        (server, init.admin_api_key.expose().to_owned())
+    });
+    let url = server.url();
+
+    // The clients on theirs.
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("aim-bench-client")
+        .build()
+        .unwrap();
+    let (throughput, lat, errors, total) = client_rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(clients)
+            .build()
+            .unwrap();
+        // One agent per client, each granted read_*.
+        let mut agents = Vec::with_capacity(clients);
+        for i in 0..clients {
+            let keys = AgentKeypair::generate().unwrap();
+            let r: serde_json::Value = http
+                .post(format!("{url}/api/v1/public/agents/register"))
+                .header("x-aim-api-key", &admin_key)
+                .json(&serde_json::json!({"name": format!("bench-{i}"), "public_key": keys.public_key().to_b64()}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = r["agent_id"].as_str().unwrap().to_owned();
+            let s = http
+                .post(format!("{url}/api/v1/agents/{id}/capabilities"))
+                .header("x-api-key", &admin_key)
+                .json(&serde_json::json!({"capability": "read_*"}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(s, 201);
+            agents.push(Arc::new(Agent { id, keys }));
+        }
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = "/api/v1/sdk-api/verifications";
+        let mut tasks = Vec::new();
+        for agent in agents {
+            let http = http.clone();
+            let url = url.clone();
+            let measuring = Arc::clone(&measuring);
+            let stop = Arc::clone(&stop);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(8192);
+                let mut errors = 0u64;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let b = body(&agent, n);
+                    let ts = chrono::Utc::now().timestamp() as u64;
+                    let h = agent.keys.sign_request(&agent.id, "POST", path, ts, &b);
+                    let started = Instant::now();
+                    let resp = http
+                        .post(format!("{url}{path}"))
+                        .header("content-type", "application/json")
+                        .header("x-agent-id", &h.agent_id)
+                        .header("x-signature", &h.signature)
+                        .header("x-timestamp", &h.timestamp)
+                        .header("x-public-key", &h.public_key)
+                        .body(b)
+                        .send()
+                        .await;
+                    let ok = match resp {
+                        Ok(r) => {
+                            let status = r.status();
+                            let _ = r.bytes().await;
+                            status == 201
+                        }
+                        Err(_) => false,
+                    };
+                    let elapsed = started.elapsed();
+                    if measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            lat.push(elapsed.as_secs_f64() * 1000.0);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await; // warm-up
+        measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        measuring.store(false, Ordering::Relaxed);
+        let elapsed = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.unwrap();
+            all.extend(l);
+            errors += e;
+        }
+        let total = all.len();
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (total as f64 / elapsed, all, errors, total)
+    });
+
+    // Everything answered was durable: count the stored verifications.
+    let stored: i64 = server_rt.block_on(async {
+        let (_, body) = (
+            0,
+            reqwest::get(format!("{}/metrics", server.url()))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("aim_decisions_total{outcome=\"approved\"}"))
+            .unwrap_or("x 0")
+            .to_owned();
+        line.rsplit(' ').next().unwrap().parse().unwrap_or(0)
+    });
+    let batches = server_rt.block_on(async {
+        let text = reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let get = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let count = get("aim_write_batch_size_count");
+        let sum = get("aim_write_batch_size_sum");
+        let run = get("aim_write_batch_run_seconds_sum");
+        let commit = get("aim_write_commit_seconds_sum");
+        let per = |x: f64| if count > 0.0 { x / count } else { 0.0 };
+        (per(sum), per(run) * 1000.0, per(commit) * 1000.0)
+    });
+    server_rt.block_on(server.shutdown()).unwrap();
+
+    let (p50, p95, p99) = (
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+    );
+    let verdict = if throughput >= 5000.0 && p99 <= 25.0 && errors == 0 {
+        "PASS"
+    } else {
+        "MISS"
+    };
+    println!(
+        "RESULT server.verify_e2e_{clients}c throughput={throughput:.0}/s p50={p50:.2}ms p95={p95:.2}ms p99={p99:.2}ms \
+         ({total} approved in {secs}s measured, {errors} errors, {stored} decisions committed, mean batch {:.1} writes/commit, {:.2}ms running + {:.2}ms committing; \
+         SQLite WAL synchronous=FULL; clients on the same 2 cores) target>=5000/s,p99<=25ms {verdict}",
+        batches.0, batches.1, batches.2
+    );
+}
