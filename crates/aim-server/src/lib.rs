@@ -57,4 +57,43 @@ pub mod wire {
         DETECTION_METHODS, DetectionEvent, DetectionReport, validate_report,
     };
     pub use crate::routes::verifications::{VerificationBody, parse_verification_body};
+
+    /// Checks a request's agent-signature headers exactly as the server does (header parsing,
+    /// freshness within ±`window_secs` of `now_secs`, Ed25519 over method, path, timestamp and
+    /// body) against the agent's registered key (`registered_key_b64`). Header pairs that are
+    /// not valid HTTP header names or values are ignored, as the HTTP layer would refuse them.
+    /// Returns the canonical agent id from `X-Agent-ID`.
+    pub fn verify_signed_headers(
+        headers: &[(&str, &str)],
+        method: &str,
+        path: &str,
+        body: &[u8],
+        registered_key_b64: &str,
+        now_secs: u64,
+        window_secs: u64,
+    ) -> crate::Result<String> {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (
+                http::header::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        let parsed = crate::auth::SignatureHeaders::parse(&map)?;
+        let key = aim_crypto::AgentPublicKey::from_b64(registered_key_b64)
+            .map_err(|e| crate::Error::bad_request(format!("registered key: {e}")))?;
+        let request = aim_crypto::SignedRequest {
+            method,
+            path,
+            timestamp: parsed.timestamp,
+            signature: parsed.signature,
+            body,
+        };
+        aim_crypto::RequestVerifier::with_window(window_secs)
+            .verify(&key, &request, now_secs)
+            .map_err(crate::auth::signature_error)?;
+        Ok(parsed.agent_id)
+    }
 }
