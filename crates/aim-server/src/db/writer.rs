@@ -32,7 +32,8 @@ pub(crate) enum Job {
 pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// A kind of chunkable write: its statements, which never fail on input (they are conditional)
-/// and end with exactly one `SELECT` row per item, and the chunk strings built from them.
+/// and return at most one row per item whose first column is the item's [`ChunkItem::job_id`],
+/// and the chunk strings built from them.
 #[derive(Debug)]
 pub(crate) struct ChunkKind {
     /// The statements of one item, each terminated by `;`.
@@ -79,11 +80,13 @@ impl ChunkKind {
 pub(crate) trait ChunkItem: Send {
     /// Its kind (all items sent together share it).
     fn kind(&self) -> &'static ChunkKind;
+    /// The value the item's result row carries in its first column.
+    fn job_id(&self) -> &str;
     /// Binds this item's parameters, in the order of the fragment's placeholders.
     fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q>;
-    /// Receives this item's result row (or the chunk's error) and says how to answer once the
-    /// batch committed.
-    fn finish(self: Box<Self>, row: Result<sqlx::sqlite::SqliteRow>) -> Completion;
+    /// Receives this item's result row (`None`: its statements returned none), or the chunk's
+    /// error, and says how to answer once the batch committed.
+    fn finish(self: Box<Self>, row: Result<Option<sqlx::sqlite::SqliteRow>>) -> Completion;
 }
 
 /// The body of a [`Job`].
@@ -184,17 +187,22 @@ async fn run_chunks(
             q = item.bind(q);
         }
         match q.fetch_all(&mut *conn).await {
-            Ok(rows) if rows.len() == chunk.len() => {
-                for (item, row) in chunk.into_iter().zip(rows) {
+            Ok(rows) => {
+                use sqlx::Row;
+                let mut rows: Vec<Option<sqlx::sqlite::SqliteRow>> =
+                    rows.into_iter().map(Some).collect();
+                for item in chunk {
+                    let found = rows.iter_mut().find(|r| {
+                        r.as_ref()
+                            .and_then(|r| r.try_get::<String, _>(0).ok())
+                            .is_some_and(|id| id == item.job_id())
+                    });
+                    let row = found.and_then(Option::take);
                     completions.push(item.finish(Ok(row)));
                 }
             }
-            outcome => {
-                let why = match outcome {
-                    Ok(rows) => format!("chunk returned {} rows for {} items", rows.len(), n),
-                    Err(e) => e.to_string(),
-                };
-                tracing::error!(error = %why, "chunked write failed");
+            Err(e) => {
+                tracing::error!(error = %e, "chunked write failed");
                 let _ = sqlx::raw_sql("ROLLBACK TO chunk; RELEASE chunk")
                     .execute(&mut *conn)
                     .await;

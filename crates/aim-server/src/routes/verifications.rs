@@ -198,9 +198,10 @@ pub(crate) struct VerificationAnswer {
 // inserted only if the agent's and organization's configuration versions are those the decision
 // used (`fresh!()`), and not at all if its body signature or request signature already recorded
 // a verification (`UNIQUE` columns: the replay guard of this route); every other write is
-// conditional on the verification row existing. The last `SELECT` reports what happened (one row
-// per verification). Verifications are sent to the database in chunks of up to 16 (see
-// `db::writer`).
+// conditional on the verification row existing, and the counter update returns the agent's
+// counters tagged with the verification id (no row: nothing was recorded). Two kinds, with and
+// without a trust-history row. Verifications are sent to the database in chunks of up to 16
+// (see `db::writer`).
 macro_rules! fresh {
     () => {
         " a.id = ? AND a.config_version = ? \
@@ -212,32 +213,42 @@ macro_rules! recorded {
         " EXISTS (SELECT 1 FROM verifications v WHERE v.id = ?)"
     };
 }
-static RECORD_KIND: ChunkKind = ChunkKind::new(concat!(
-    "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
-     status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
-     pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash) \
-     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM agents a WHERE",
-    fresh!(),
-    " ON CONFLICT DO NOTHING;",
-    "INSERT INTO audit_log (id, organization_id, at, actor_type, actor_id, action, target_type, target_id, \
-     details) SELECT ?, ?, ?, ?, ?, ?, 'verification', ?, ? WHERE",
-    recorded!(),
-    ";",
+macro_rules! record_head {
+    () => {
+        concat!(
+            "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
+             status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
+             pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM agents a WHERE",
+            fresh!(),
+            " ON CONFLICT DO NOTHING;",
+            "INSERT INTO audit_log (id, organization_id, at, actor_type, actor_id, action, target_type, target_id, \
+             details) SELECT ?, ?, ?, ?, ?, ?, 'verification', ?, ? WHERE",
+            recorded!(),
+            ";"
+        )
+    };
+}
+macro_rules! record_tail {
+    () => {
+        concat!(
+            "UPDATE agents SET verifications_approved = verifications_approved + ?, \
+             verifications_denied = verifications_denied + ?, last_active_at = ?, trust_score = ? \
+             WHERE id = ? AND",
+            recorded!(),
+            " RETURNING ?, created_at, verifications_approved, verifications_denied, results_success, \
+             results_failure, human_approvals, human_denials, alerts_raised, drift_events;"
+        )
+    };
+}
+static RECORD_KIND: ChunkKind = ChunkKind::new(concat!(record_head!(), record_tail!()));
+static RECORD_HISTORY_KIND: ChunkKind = ChunkKind::new(concat!(
+    record_head!(),
     "INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, reason, factors) \
-     SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? = 1 AND",
+     SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE",
     recorded!(),
     ";",
-    "UPDATE agents SET verifications_approved = verifications_approved + ?, \
-     verifications_denied = verifications_denied + ?, last_active_at = ?, trust_score = ? \
-     WHERE id = ? AND",
-    recorded!(),
-    ";",
-    "SELECT x.job, (SELECT COUNT(*) FROM verifications v WHERE v.id = ?), \
-     (SELECT COUNT(*) FROM verifications v WHERE v.body_signature_hash = ? \
-          OR (? IS NOT NULL AND v.header_signature_hash = ?)), \
-     a.organization_id, a.status, a.created_at, a.trust_score, a.verifications_approved, a.verifications_denied, \
-     a.results_success, a.results_failure, a.human_approvals, a.human_denials, a.alerts_raised, a.drift_events \
-     FROM (SELECT ? AS job) x LEFT JOIN agents a ON a.id = ?;"
+    record_tail!()
 ));
 
 /// Ask for a decision on an action.
@@ -525,6 +536,8 @@ impl Attempt<'_> {
             audit_id: crate::db::new_ordered_id(),
             history_id: crate::db::new_ordered_id(),
         };
+        let body_hash = w.body_mark.signature_hash.clone();
+        let header_hash = w.header_mark.as_ref().map(|m| m.signature_hash.clone());
         let (reply, answer) = tokio::sync::oneshot::channel();
         state
             .db
@@ -535,7 +548,22 @@ impl Attempt<'_> {
             Error::Unavailable("the write was abandoned (database failure)".into())
         })??;
         let (trust_score, counters) = match outcome {
-            RecordOutcome::Stale => return Ok(None),
+            RecordOutcome::NotRecorded => {
+                // A replay, or inputs that changed under the decision (then: decide again).
+                let (seen,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM verifications WHERE body_signature_hash = ? \
+                     OR (? IS NOT NULL AND header_signature_hash = ?)",
+                )
+                .bind(&body_hash)
+                .bind(header_hash.as_deref())
+                .bind(header_hash.as_deref())
+                .fetch_one(&state.db.read)
+                .await?;
+                if seen > 0 {
+                    return Err(Error::unauthorized("replayed request"));
+                }
+                return Ok(None);
+            }
             RecordOutcome::Recorded {
                 trust,
                 counters,
@@ -625,8 +653,8 @@ enum RecordOutcome {
         counters: Counters,
         resync: bool,
     },
-    /// The decision's inputs changed; nothing was recorded.
-    Stale,
+    /// Nothing was recorded: the decision's inputs changed, or a signature was replayed.
+    NotRecorded,
 }
 
 /// A verification queued for the writer.
@@ -647,26 +675,21 @@ impl Record {
             .bind(self.org_version)
     }
 
-    /// Reads the result row of this verification.
-    fn outcome(&self, row: &sqlx::sqlite::SqliteRow) -> Result<RecordOutcome> {
-        let recorded: i64 = row.try_get(1)?;
-        let same_signatures: i64 = row.try_get(2)?;
-        if recorded == 0 {
-            if same_signatures > 0 {
-                return Err(Error::unauthorized("replayed request"));
-            }
-            return Ok(RecordOutcome::Stale);
-        }
+    /// Reads the result row of this verification (`None`: nothing was recorded).
+    fn outcome(&self, row: Option<&sqlx::sqlite::SqliteRow>) -> Result<RecordOutcome> {
+        let Some(row) = row else {
+            return Ok(RecordOutcome::NotRecorded);
+        };
         let counters = Counters {
-            created_at: row.try_get(5)?,
-            approved: row.try_get(7)?,
-            denied: row.try_get(8)?,
-            results_success: row.try_get(9)?,
-            results_failure: row.try_get(10)?,
-            human_approvals: row.try_get(11)?,
-            human_denials: row.try_get(12)?,
-            alerts: row.try_get(13)?,
-            drift: row.try_get(14)?,
+            created_at: row.try_get(1)?,
+            approved: row.try_get(2)?,
+            denied: row.try_get(3)?,
+            results_success: row.try_get(4)?,
+            results_failure: row.try_get(5)?,
+            human_approvals: row.try_get(6)?,
+            human_denials: row.try_get(7)?,
+            alerts: row.try_get(8)?,
+            drift: row.try_get(9)?,
         };
         Ok(RecordOutcome::Recorded {
             trust: self.new_trust,
@@ -678,7 +701,15 @@ impl Record {
 
 impl ChunkItem for RecordItem {
     fn kind(&self) -> &'static ChunkKind {
-        &RECORD_KIND
+        if self.rec.history.is_some() {
+            &RECORD_HISTORY_KIND
+        } else {
+            &RECORD_KIND
+        }
+    }
+
+    fn job_id(&self) -> &str {
+        &self.rec.id
     }
 
     fn bind<'q>(&'q self, q: SqlQuery<'q>) -> SqlQuery<'q> {
@@ -716,37 +747,32 @@ impl ChunkItem for RecordItem {
             .bind(&r.id)
             .bind(&r.details)
             .bind(&r.id);
-        // The trust history row, when due.
-        let q = q
-            .bind(&r.history_id)
-            .bind(&r.org)
-            .bind(&r.agent_id)
-            .bind(r.now)
-            .bind(r.new_trust)
-            .bind(r.trust_before)
-            .bind(r.event.reason())
-            .bind(r.history.as_deref().unwrap_or("{}"))
-            .bind(i64::from(r.history.is_some()))
-            .bind(&r.id);
-        // The counters and score.
-        let q = q
-            .bind(r.inc_approved)
+        // The trust history row, when due (only in the history kind).
+        let q = match &r.history {
+            Some(factors) => q
+                .bind(&r.history_id)
+                .bind(&r.org)
+                .bind(&r.agent_id)
+                .bind(r.now)
+                .bind(r.new_trust)
+                .bind(r.trust_before)
+                .bind(r.event.reason())
+                .bind(factors.as_str())
+                .bind(&r.id),
+            None => q,
+        };
+        // The counters and score, returned with the verification id.
+        q.bind(r.inc_approved)
             .bind(r.inc_denied)
             .bind(r.now)
             .bind(r.new_trust)
             .bind(&r.agent_id)
-            .bind(&r.id);
-        // The report row.
-        q.bind(&r.id)
-            .bind(&r.body_mark.signature_hash)
-            .bind(r.header_hash())
-            .bind(r.header_hash())
             .bind(&r.id)
-            .bind(&r.agent_id)
+            .bind(&r.id)
     }
 
-    fn finish(self: Box<Self>, row: Result<sqlx::sqlite::SqliteRow>) -> Completion {
-        let outcome = row.and_then(|r| self.rec.outcome(&r));
+    fn finish(self: Box<Self>, row: Result<Option<sqlx::sqlite::SqliteRow>>) -> Completion {
+        let outcome = row.and_then(|r| self.rec.outcome(r.as_ref()));
         let reply = self.reply;
         Box::new(move |commit: Option<&Error>| {
             let answer = match (commit, outcome) {
