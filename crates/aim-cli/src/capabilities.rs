@@ -20,6 +20,11 @@ pub(crate) struct CapabilitiesArgs {
 
 #[derive(Debug, Subcommand)]
 enum CapabilitiesCommand {
+    /// List an agent's granted and declared capabilities (declared ones are not grants).
+    List {
+        /// Agent name or id.
+        agent: String,
+    },
     /// Grant a capability to an agent.
     Grant {
         /// Agent name or id.
@@ -53,6 +58,39 @@ pub(crate) fn run(args: CapabilitiesArgs) -> anyhow::Result<()> {
     block_on(async move {
         let client = admin.client()?;
         match command {
+            CapabilitiesCommand::List { agent } => {
+                let v = client.capabilities(&agent).await?;
+                if admin.json {
+                    return print(&v, true, &[]);
+                }
+                let rows = |key: &str, kind: &str| -> Vec<serde_json::Value> {
+                    v[key]
+                        .as_array()
+                        .map(|items| {
+                            items
+                                .iter()
+                                .map(|item| {
+                                    let mut row = item.clone();
+                                    row["kind"] = kind.into();
+                                    row
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let mut all = rows("granted", "granted");
+                all.extend(rows("declared", "declared (not granted)"));
+                print(
+                    &serde_json::Value::Array(all),
+                    false,
+                    &[
+                        ("CAPABILITY", "capability"),
+                        ("KIND", "kind"),
+                        ("BY", "granted_by|source"),
+                        ("SINCE", "granted_at|declared_at"),
+                    ],
+                )
+            }
             CapabilitiesCommand::Grant { agent, capability } => {
                 let v = client.grant_capability(&agent, &capability).await?;
                 done(&v, admin.json, &format!("granted {capability} to {agent}"))

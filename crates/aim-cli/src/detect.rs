@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use aim_detect::{DetectEnv, Detector, Report};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 /// Detect an agent's capabilities and MCP servers.
 ///
@@ -41,21 +41,26 @@ pub(crate) struct DetectArgs {
 
 /// Runs `aim detect`.
 pub(crate) fn run(args: DetectArgs) -> Result<()> {
-    if args.report {
-        // Reporting goes through aim-client, which this build does not include yet.
-        bail!(
-            "`aim detect --report` is not available in this build yet (it needs the AIM client); \
-             run `aim detect --json` to see the capabilities and detection events it would send"
-        );
-    }
+    // Resolve the agent before scanning so a missing flag fails fast.
+    let agent = if args.report {
+        Some(
+            args.agent
+                .clone()
+                .or_else(|| std::env::var("AIM_AGENT").ok().filter(|a| !a.is_empty()))
+                .context("--report needs the agent to report for: --agent NAME (or AIM_AGENT)")?,
+        )
+    } else {
+        None
+    };
     let report = Detector::new(DetectEnv::from_process())
         .scan(&args.path)
         .with_context(|| format!("cannot scan {}", args.path.display()))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let now = chrono::Utc::now();
     if args.json {
-        let value = to_json(&report, &chrono::Utc::now());
+        let value = to_json(&report, &now);
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", render_table(&report));
@@ -66,7 +71,122 @@ pub(crate) fn run(args: DetectArgs) -> Result<()> {
             );
         }
     }
+    if let Some(agent) = agent {
+        send_report(&report, &agent, args.server.as_deref(), &now)?;
+    }
     Ok(())
+}
+
+/// The capabilities to declare: one per name, with the evidence that found it (paths, crate
+/// names and action names only; never secrets).
+fn capability_reports(
+    report: &Report,
+    now: &chrono::DateTime<chrono::Utc>,
+) -> Vec<aim_client::CapabilityReport> {
+    report
+        .capability_names()
+        .into_iter()
+        .map(|name| {
+            let evidence: Vec<String> = report
+                .capabilities
+                .iter()
+                .filter(|f| f.capability == name)
+                .map(|f| f.evidence.to_string())
+                .collect();
+            aim_client::CapabilityReport {
+                capability_type: name.to_string(),
+                scope: serde_json::json!({
+                    "source": "aim_detect",
+                    "sdkVersion": aim_detect::SDK_VERSION,
+                    "detectedAt": now.to_rfc3339(),
+                    "evidence": evidence,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// One `(server, detection method, confidence)` per distinct MCP server, highest confidence
+/// first seen wins.
+fn mcp_declarations(events: &[serde_json::Value]) -> Vec<(String, String, f64)> {
+    let mut out: Vec<(String, String, f64)> = Vec::new();
+    for e in events {
+        let Some(name) = e.get("mcpServer").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let method = e
+            .get("detectionMethod")
+            .and_then(|v| v.as_str())
+            .unwrap_or("manual");
+        let confidence = e
+            .get("confidence")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(100.0);
+        match out.iter_mut().find(|(n, _, _)| n == name) {
+            Some(slot) if slot.2 < confidence => *slot = (name.into(), method.into(), confidence),
+            Some(_) => {}
+            None => out.push((name.into(), method.into(), confidence)),
+        }
+    }
+    out
+}
+
+/// Sends the capabilities (declared, not granted), declares the MCP servers found, and sends
+/// the MCP detection events for `agent`.
+fn send_report(
+    report: &Report,
+    agent: &str,
+    server: Option<&str>,
+    now: &chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let mut config = aim_client::ClientConfig::from_env()?;
+    if let Some(server) = server {
+        config.server_url = server.to_string();
+    }
+    let capabilities = capability_reports(report, now);
+    let events: Vec<serde_json::Value> = report
+        .detection_events(now)
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    crate::admin_client::block_on(async move {
+        let client = aim_client::AimClient::secure_with(agent, config)
+            .await
+            .with_context(|| format!("cannot load or register agent `{agent}`"))?;
+        if capabilities.is_empty() {
+            eprintln!("no capabilities to declare");
+        } else {
+            let summary = client.report_capabilities(&capabilities).await?;
+            eprintln!(
+                "declared {} capability(ies) for {agent} ({} new, {} already known); \
+                 declared capabilities are not grants: a person grants them with \
+                 `aim capabilities grant {agent} CAPABILITY`",
+                summary.total, summary.recorded, summary.already_known
+            );
+        }
+        if events.is_empty() {
+            eprintln!("no MCP servers to report");
+        } else {
+            // Declare (attach) each server first: a detection of an undeclared server is drift.
+            for (name, method, confidence) in mcp_declarations(&events) {
+                let metadata =
+                    serde_json::json!({"source": "aim_detect", "detectionMethod": method});
+                client
+                    .register_mcp(&name, "cli", confidence, metadata)
+                    .await?;
+            }
+            let answer = client.report_detections(&events).await?;
+            eprintln!(
+                "reported {} MCP detection(s): {}",
+                events.len(),
+                answer
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("accepted")
+            );
+        }
+        Ok(())
+    })
 }
 
 /// The `--json` document.
@@ -316,7 +436,7 @@ MCP servers (1)
     }
 
     #[test]
-    fn arguments_parse_and_report_is_refused_without_network() {
+    fn arguments_parse_and_report_needs_an_agent() {
         let cli = Cli::try_parse_from(["detect", "proj", "--json"]).unwrap();
         assert_eq!(cli.args.path, PathBuf::from("proj"));
         assert!(cli.args.json && !cli.args.report);
@@ -324,17 +444,43 @@ MCP servers (1)
             Cli::try_parse_from(["detect", "--server", "http://x"]).is_err(),
             "--server needs --report"
         );
-        let cli = Cli::try_parse_from([
-            "detect",
-            "--report",
-            "--server",
-            "http://127.0.0.1:1",
-            "--agent",
-            "a",
-        ])
-        .unwrap();
-        let err = run(cli.args).unwrap_err().to_string();
-        assert!(err.contains("not available in this build"), "{err}");
+        // SAFETY of the test: AIM_AGENT is not set by the test harness.
+        if std::env::var_os("AIM_AGENT").is_none() {
+            let cli = Cli::try_parse_from(["detect", "--report"]).unwrap();
+            let err = run(cli.args).unwrap_err().to_string();
+            assert!(err.contains("--agent NAME"), "{err}");
+        }
+    }
+
+    #[test]
+    fn capability_reports_carry_evidence_and_source() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .to_utc();
+        let reports = capability_reports(&sample(), &now);
+        let names: Vec<&str> = reports.iter().map(|r| r.capability_type.as_str()).collect();
+        assert_eq!(names, ["access_database", "make_api_calls"]);
+        for r in &reports {
+            assert_eq!(r.scope["source"], "aim_detect");
+            assert_eq!(r.scope["detectedAt"], "2026-01-02T03:04:05+00:00");
+            assert!(!r.scope["evidence"].as_array().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn mcp_declarations_are_distinct_with_the_highest_confidence() {
+        let events = vec![
+            serde_json::json!({"mcpServer": "github", "detectionMethod": "package_scan", "confidence": 90.0}),
+            serde_json::json!({"mcpServer": "github", "detectionMethod": "claude_config", "confidence": 100.0}),
+            serde_json::json!({"mcpServer": "fs", "detectionMethod": "client_config", "confidence": 50.0}),
+        ];
+        assert_eq!(
+            mcp_declarations(&events),
+            vec![
+                ("github".to_string(), "claude_config".to_string(), 100.0),
+                ("fs".to_string(), "client_config".to_string(), 50.0)
+            ]
+        );
     }
 
     #[test]

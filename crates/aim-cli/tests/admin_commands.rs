@@ -2,96 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use aim_client::{ActionRequest, AimClient, ClientConfig, KeyProtection, SecretBytes};
 
-struct Server {
-    url: String,
-    key_file: std::path::PathBuf,
-    home: tempfile::TempDir,
-    _data: tempfile::TempDir,
-    rt: Option<tokio::runtime::Runtime>,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-fn start() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config =
-        aim_server::ServerConfig::new(data.path()).with_addr("127.0.0.1:0".parse().unwrap());
-    let (url, key) = rt.block_on(async {
-        let init = aim_server::init(&config, "Acme", "admin@acme.test")
-            .await
-            .unwrap();
-        let server = aim_server::Server::start(config).await.unwrap();
-        let url = server.url();
-        tokio::spawn(async move {
-            let _server = server;
-            std::future::pending::<()>().await;
-        });
-        (url, init.admin_api_key.expose().to_owned())
-    });
-    let key_file = home.path().join("admin.key");
-    std::fs::write(&key_file, format!("{key}\n")).unwrap();
-    Server {
-        url,
-        key_file,
-        home,
-        _data: data,
-        rt: Some(rt),
-    }
-}
-
-fn aim(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aim"))
-        .args(args)
-        .env("AIM_HOME", home)
-        .env("AIM_PASSPHRASE", "cli test passphrase")
-        .env("AIM_KDF", "argon2id$v=19$m=64,t=1,p=1")
-        .env_remove("AIM_API_KEY")
-        .env_remove("AIM_API_KEY_FILE")
-        .env_remove("AIM_SERVER")
-        .env_remove("AIM_CONFIG")
-        .output()
-        .unwrap()
-}
-
-impl Server {
-    fn run(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend(["--server", &self.url, "--api-key-file"]);
-        all.push(self.key_file.to_str().unwrap());
-        let out = aim(self.home.path(), &all);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "aim {args:?} failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.run(&all)).unwrap()
-    }
-}
+use support::{aim, start};
 
 #[test]
 fn agent_capability_approval_policy_and_audit_commands() {

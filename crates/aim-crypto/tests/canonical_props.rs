@@ -90,13 +90,18 @@ fn model(v: &J) -> String {
         J::Number(n) => python_float_repr(n.as_f64().unwrap()),
         J::String(s) => model_string(s),
         J::Array(items) => {
-            format!("[{}]", items.iter().map(model).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(model).collect::<Vec<_>>().join(", ")
+            )
         }
         J::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort_by(|a, b| a.chars().cmp(b.chars()));
-            let parts: Vec<String> =
-                keys.iter().map(|k| format!("{}: {}", model_string(k), model(&map[*k]))).collect();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}: {}", model_string(k), model(&map[*k])))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
     }
@@ -148,7 +153,10 @@ fn matches_cpython_json_dumps() {
     let values: Vec<J> = (0..400)
         .map(|_| arb_json().new_tree(&mut runner).unwrap().current())
         .collect();
-    let input: String = values.iter().map(|v| serde_json::to_string(v).unwrap() + "\n").collect();
+    let input: String = values
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap() + "\n")
+        .collect();
     let script = "import json,sys\nfor line in sys.stdin:\n    print(json.dumps(json.loads(line), sort_keys=True))\n";
     let mut child = Command::new("python3")
         .args(["-c", script])
@@ -156,7 +164,12 @@ fn matches_cpython_json_dumps() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 is required for the CPython cross-check (it is also used by the SDK interop test)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let python = String::from_utf8(out.stdout).unwrap();
