@@ -5,12 +5,14 @@
 //! * `bench`   — criterion benchmarks and load generators, printing medians and ratios.
 //! * `fuzz`    — every `cargo fuzz` target for a bounded time (needs the nightly toolchain).
 //! * `interop` — the official AIM Python SDK driven against our server.
+//! * `quickstart` — the main job: `aim server` on embedded SQLite plus the Rust quickstart.
 
 mod bench;
 mod ci;
 mod cmd;
 mod deny;
 mod fuzz;
+mod quickstart;
 mod system;
 
 use std::path::PathBuf;
@@ -33,6 +35,11 @@ Tasks:
   interop
         installs the pinned official aim-sdk from PyPI into a virtualenv and drives it
         against our server on a loopback port.
+  quickstart [--serve]
+        the main job: builds `aim`, starts `aim server` on its embedded SQLite default
+        (fresh data dir under target/quickstart, free loopback port), runs the Rust
+        quickstart (register, approved, denied, approved by a person), shows the audit
+        log, then stops the server (or keeps serving with --serve).
   deny [--advisory-db PATH]
         cargo deny check (licences, bans, sources, advisories), offline when a local
         advisory database is found (same discovery as ci).
@@ -58,6 +65,7 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&root, &rest),
         Some("fuzz") => fuzz::run(&root, &rest),
         Some("interop") => interop(&root),
+        Some("quickstart") => quickstart::run(&root, &rest),
         Some("system-deps") => system::ensure_packages(),
         Some("deny") => {
             let flag = match rest.as_slice() {
