@@ -2,6 +2,8 @@
 //! an independent in-test model of `ensure_ascii` escaping and key order, and CPython's own
 //! `json.dumps(sort_keys=True)` run on a batch of random values.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -40,7 +42,7 @@ fn arb_json() -> impl Strategy<Value = J> {
         any::<bool>().prop_map(J::Bool),
         any::<i64>().prop_map(J::from),
         any::<u64>().prop_map(J::from),
-        arb_float().prop_map(|f| J::from(f)),
+        arb_float().prop_map(J::from),
         arb_string().prop_map(J::String),
     ];
     leaf.prop_recursive(4, 40, 6, |inner| {
