@@ -14,8 +14,82 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aim_crypto::canonical::Value as Canon;
-use aim_crypto::{ActionPayload, AgentKeypair};
+use aim_crypto::{ActionPayload, AgentKeypair, SignedHeaders};
 use aim_server::{Server, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A minimal HTTP/1.1 keep-alive client connection: the load generator should spend its CPU on
+/// signing, not on a general-purpose client's pooling and URL handling. It sends the same
+/// request the SDK sends (JSON body, four signature headers) and reads `Content-Length` bodies.
+struct Conn {
+    stream: TcpStream,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            out: Vec::with_capacity(2048),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// POSTs `body` with the signature headers; the response status, or `None` if the
+    /// connection failed (then reconnect).
+    async fn post(&mut self, path: &str, h: &SignedHeaders, body: &[u8]) -> Option<u16> {
+        use std::io::Write;
+        self.out.clear();
+        write!(
+            self.out,
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+             x-agent-id: {}\r\nx-signature: {}\r\nx-timestamp: {}\r\nx-public-key: {}\r\n\
+             content-length: {}\r\n\r\n",
+            h.agent_id,
+            h.signature,
+            h.timestamp,
+            h.public_key,
+            body.len()
+        )
+        .ok()?;
+        self.out.extend_from_slice(body);
+        self.stream.write_all(&self.out).await.ok()?;
+        // Read the head, then the body by Content-Length.
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).ok()?;
+        let status: u16 = head.get(9..12)?.parse().ok()?;
+        let len: usize = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })?;
+        while self.buf.len() < head_end + len {
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Some(status)
+    }
+}
 
 struct Agent {
     id: String,
@@ -88,10 +162,10 @@ fn main() {
         (server, init.admin_api_key.expose().to_owned())
     });
     let url = server.url();
+    let server_addr = server.addr();
 
-    // The clients on theirs.
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The clients on theirs: one thread is enough for 64 keep-alive connections.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("aim-bench-client")
         .build()
@@ -131,40 +205,29 @@ fn main() {
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let path = "/api/v1/sdk-api/verifications";
+        let addr = server_addr;
         let mut tasks = Vec::new();
         for agent in agents {
-            let http = http.clone();
-            let url = url.clone();
             let measuring = Arc::clone(&measuring);
             let stop = Arc::clone(&stop);
             tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::connect(addr).await;
                 let mut lat = Vec::with_capacity(8192);
                 let mut errors = 0u64;
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
+                    // Freshly signed, like the SDK: body signature over the canonical payload
+                    // (fresh timestamp) and request signature headers (fresh timestamp).
                     let b = body(&agent, n);
                     let ts = chrono::Utc::now().timestamp() as u64;
                     let h = agent.keys.sign_request(&agent.id, "POST", path, ts, &b);
                     let started = Instant::now();
-                    let resp = http
-                        .post(format!("{url}{path}"))
-                        .header("content-type", "application/json")
-                        .header("x-agent-id", &h.agent_id)
-                        .header("x-signature", &h.signature)
-                        .header("x-timestamp", &h.timestamp)
-                        .header("x-public-key", &h.public_key)
-                        .body(b)
-                        .send()
-                        .await;
-                    let ok = match resp {
-                        Ok(r) => {
-                            let status = r.status();
-                            let _ = r.bytes().await;
-                            status == 201
-                        }
-                        Err(_) => false,
-                    };
+                    let status = conn.post(path, &h, &b).await;
+                    let ok = status == Some(201);
+                    if status.is_none() {
+                        conn = Conn::connect(addr).await;
+                    }
                     let elapsed = started.elapsed();
                     if measuring.load(Ordering::Relaxed) {
                         if ok {

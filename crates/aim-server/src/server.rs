@@ -35,12 +35,26 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        // Verifications recorded by a version that stored bare-digest replay keys (they sort
+        // before every current `t…` key): such a signature can be replayed only while it is
+        // fresh, i.e. if signed before now + window.
+        let (legacy,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM verifications WHERE body_signature_hash < 't')",
+        )
+        .fetch_one(&db.read)
+        .await?;
+        let legacy_replay_until_ms = if legacy {
+            config.clock.now_ms() + crate::config::duration_ms(config.signature_window)
+        } else {
+            0
+        };
         let state = AppState(Arc::new(Inner {
             config,
             db,
             metrics,
             public_url,
             decisions: Default::default(),
+            legacy_replay_until_ms,
         }));
         let app = routes::router(state.clone());
         let (stop_tx, stop_rx) = watch::channel(false);

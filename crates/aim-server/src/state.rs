@@ -20,6 +20,10 @@ pub(crate) struct Inner {
     pub(crate) public_url: String,
     /// Decision inputs kept between requests (validated at commit; see `decision_cache`).
     pub(crate) decisions: crate::decision_cache::DecisionCache,
+    /// Until when (server clock, ms; 0: never) a verification signed at or before this time may
+    /// have been recorded by a previous version under a bare-digest replay key, so it is also
+    /// checked against those (see `routes::verifications::replay_key`).
+    pub(crate) legacy_replay_until_ms: i64,
 }
 
 impl std::ops::Deref for AppState {

@@ -3,9 +3,10 @@
 //!
 //! Each job runs inside its own SAVEPOINT, so a job that fails (say, a replayed signature hitting
 //! the replay guard's primary key) rolls back alone while the rest of the batch commits.
-//! Chunkable jobs (uniform statement groups that cannot fail on input, such as recording a
-//! verification) are sent to SQLite up to 16 at a time in one statement batch: a round trip to
-//! sqlx's connection thread costs far more than the statements themselves.
+//! Chunkable jobs (uniform writes that cannot fail on input, such as recording a verification)
+//! are sent to SQLite up to 16 at a time, as a few multi-row statements in one round trip: a
+//! round trip to sqlx's connection thread, and each statement's journal of the pages it touches,
+//! cost far more than the rows themselves.
 
 use std::sync::Arc;
 
@@ -31,48 +32,57 @@ pub(crate) enum Job {
 /// A query under construction.
 pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// A kind of chunkable write: its statements, which never fail on input (they are conditional)
-/// and return at most one row per item whose first column is the item's [`ChunkItem::job_id`],
-/// and the chunk strings built from them.
+/// A kind of chunkable write: a few multi-row statements that record `n` items at once (one
+/// statement per table, not per item: SQLite journals each page a statement touches once per
+/// statement, so per-item statements cost a page copy per table per item). The statements never
+/// fail on input (they are conditional) and return at most one row per item, whose first
+/// column is the item's [`ChunkItem::key`].
 #[derive(Debug)]
 pub(crate) struct ChunkKind {
-    /// The statements of one item, each terminated by `;`.
-    pub(crate) fragment: &'static str,
-    /// `SAVEPOINT chunk; fragment × n; RELEASE chunk` for n = 1, 2, 4, 8, 16.
-    pub(crate) sql: std::sync::OnceLock<Vec<String>>,
+    /// Builds `SAVEPOINT chunk; statements for n items; RELEASE chunk`; `optional`: whether the
+    /// kind's optional statement is included.
+    build: fn(n: usize, optional: bool) -> String,
+    /// Statement parts each item binds, in order.
+    parts: usize,
+    /// The part only run when some item of the chunk needs it.
+    optional_part: Option<usize>,
+    /// The built strings, by chunk size and `optional` (so the statements stay in the
+    /// prepared-statement cache).
+    sql: std::sync::OnceLock<Vec<String>>,
 }
 
 /// Chunk sizes, largest first.
 const CHUNK_SIZES: [usize; 5] = [16, 8, 4, 2, 1];
 
 impl ChunkKind {
-    /// A kind for `fragment`.
-    pub(crate) const fn new(fragment: &'static str) -> Self {
+    /// A kind whose items bind `parts` statement parts, `optional_part` of which is only run when
+    /// needed.
+    pub(crate) const fn new(
+        build: fn(usize, bool) -> String,
+        parts: usize,
+        optional_part: Option<usize>,
+    ) -> Self {
         Self {
-            fragment,
+            build,
+            parts,
+            optional_part,
             sql: std::sync::OnceLock::new(),
         }
     }
 
-    fn sql_for(&self, n: usize) -> &str {
+    fn sql_for(&self, n: usize, optional: bool) -> &str {
         let all = self.sql.get_or_init(|| {
             CHUNK_SIZES
                 .iter()
-                .map(|k| {
-                    let mut s = String::from("SAVEPOINT chunk;");
-                    for _ in 0..*k {
-                        s.push_str(self.fragment);
-                    }
-                    s.push_str("RELEASE chunk");
-                    s
-                })
+                .flat_map(|k| [(self.build)(*k, false), (self.build)(*k, true)])
                 .collect()
         });
         let idx = CHUNK_SIZES
             .iter()
             .position(|k| *k == n)
             .unwrap_or(CHUNK_SIZES.len() - 1);
-        all.get(idx).map_or("", String::as_str)
+        all.get(idx * 2 + usize::from(optional))
+            .map_or("", String::as_str)
     }
 }
 
@@ -80,10 +90,13 @@ impl ChunkKind {
 pub(crate) trait ChunkItem: Send {
     /// Its kind (all items sent together share it).
     fn kind(&self) -> &'static ChunkKind;
-    /// The value the item's result row carries in its first column.
-    fn job_id(&self) -> &str;
-    /// Binds this item's parameters, in the order of the fragment's placeholders.
-    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q>;
+    /// Items with the same key never share a chunk; the item's result row carries the key in its
+    /// first column.
+    fn key(&self) -> &str;
+    /// Whether this item needs the kind's optional statement.
+    fn needs_optional(&self) -> bool;
+    /// Binds this item's parameters of statement part `part`, in the order of its placeholders.
+    fn bind<'q>(&'q self, part: usize, q: Query<'q>) -> Query<'q>;
     /// Receives this item's result row (`None`: its statements returned none), or the chunk's
     /// error, and says how to answer once the batch committed.
     fn finish(self: Box<Self>, row: Result<Option<sqlx::sqlite::SqliteRow>>) -> Completion;
@@ -181,10 +194,16 @@ async fn run_chunks(
             .unwrap_or(1);
         let chunk: Vec<Box<dyn ChunkItem>> = items.by_ref().take(n).collect();
         let kind = chunk[0].kind();
-        let sql = kind.sql_for(n);
+        let optional = chunk.iter().any(|i| i.needs_optional());
+        let sql = kind.sql_for(n, optional);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for item in &chunk {
-            q = item.bind(q);
+        for part in 0..kind.parts {
+            if kind.optional_part == Some(part) && !optional {
+                continue;
+            }
+            for item in &chunk {
+                q = item.bind(part, q);
+            }
         }
         match q.fetch_all(&mut *conn).await {
             Ok(rows) => {
@@ -194,8 +213,8 @@ async fn run_chunks(
                 for item in chunk {
                     let found = rows.iter_mut().find(|r| {
                         r.as_ref()
-                            .and_then(|r| r.try_get::<String, _>(0).ok())
-                            .is_some_and(|id| id == item.job_id())
+                            .and_then(|r| r.try_get::<&str, _>(0).ok())
+                            .is_some_and(|key| key == item.key())
                     });
                     let row = found.and_then(Option::take);
                     completions.push(item.finish(Ok(row)));
@@ -272,13 +291,17 @@ async fn run(
                     completions.push(run(&mut tx).await);
                 }
                 Job::Chunk(item) => {
-                    if pending
-                        .first()
-                        .is_some_and(|p| !std::ptr::eq(p.kind(), item.kind()))
-                    {
+                    // A chunk holds one kind, and never two items with the same key.
+                    if pending.first().is_some_and(|p| {
+                        !std::ptr::eq(p.kind(), item.kind())
+                            || pending.iter().any(|p| p.key() == item.key())
+                    }) {
                         run_chunks(&mut tx, &mut pending, &mut completions).await;
                     }
                     pending.push(item);
+                    if pending.len() == CHUNK_SIZES[0] {
+                        run_chunks(&mut tx, &mut pending, &mut completions).await;
+                    }
                 }
             }
         }

@@ -19,11 +19,8 @@ use super::util::{
     text_field,
 };
 use crate::audit::{self, Actor};
-use crate::auth::{
-    ReplayMark, SignatureHeaders, has_signature_headers, parse_uuid, record_replay, replay_expiry,
-};
+use crate::auth::{SignatureHeaders, has_signature_headers, parse_uuid, record_replay};
 use crate::config::duration_ms;
-use crate::db::new_id;
 use crate::db::writer::{ChunkItem, ChunkKind, Completion, Query as SqlQuery};
 use crate::decision::{self, AgentFacts, DecisionInput, Outcome};
 use crate::decision_cache::{self, Bundle, Counters};
@@ -194,62 +191,99 @@ pub(crate) struct VerificationAnswer {
     pending_expires_at: Option<String>,
 }
 
-// The statements that record one verification. They never fail on input. The verification is
-// inserted only if the agent's and organization's configuration versions are those the decision
-// used (`fresh!()`), and not at all if its body signature or request signature already recorded
-// a verification (`UNIQUE` columns: the replay guard of this route); every other write is
-// conditional on the verification row existing, and the counter update returns the agent's
-// counters tagged with the verification id (no row: nothing was recorded). Two kinds, with and
-// without a trust-history row. Verifications are sent to the database in chunks of up to 16
-// (see `db::writer`).
-macro_rules! fresh {
-    () => {
-        " a.id = ? AND a.config_version = ? \
-          AND (SELECT o.config_version FROM organizations o WHERE o.id = a.organization_id) = ?"
-    };
+// The statements that record a chunk of verifications (see `db::writer`), one per table. They
+// never fail on input. A verification is inserted only if the agent's and organization's
+// configuration versions are those its decision used, and not at all if its body signature or
+// request signature already recorded a verification (`UNIQUE` columns: the replay guard of this
+// route); every other write is conditional on the verification row existing, and the counter
+// update returns the agent's counters tagged with the agent id (no row: nothing was recorded).
+// The writer never puts two verifications of one agent in the same chunk, so that row is the
+// item's. The trust-history statement runs only when some item of the chunk is due one.
+
+/// Columns of the verification values, in bind order.
+const V_COLUMNS: &str = "id, organization_id, agent_id, action_type, resource, context, risk, \
+    status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
+    pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash, \
+    agent_version, org_version";
+const V_PARAMS: usize = 20;
+const AUDIT_PARAMS: usize = 8;
+const HISTORY_PARAMS: usize = 9;
+const UPDATE_PARAMS: usize = 6;
+
+/// `(?, ?, …), (?, ?, …)`: `rows` rows of `columns` placeholders.
+fn values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
 }
-macro_rules! recorded {
-    () => {
-        " EXISTS (SELECT 1 FROM verifications v WHERE v.id = ?)"
-    };
+
+fn record_sql(n: usize, history: bool) -> String {
+    let mut sql = String::from("SAVEPOINT chunk;");
+    sql.push_str(&format!(
+        "WITH v ({V_COLUMNS}) AS (VALUES {}) \
+         INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, \
+           risk, status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
+           pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash) \
+         SELECT v.id, v.organization_id, v.agent_id, v.action_type, v.resource, v.context, v.risk, \
+           v.status, v.reason, v.required_trust, v.trust_score, v.decided_by, v.created_at, \
+           v.decided_at, v.pending_expires_at, v.approval_expires_at, v.body_signature_hash, \
+           v.header_signature_hash \
+         FROM v JOIN agents a ON a.id = v.agent_id \
+         WHERE a.config_version = v.agent_version \
+           AND (SELECT o.config_version FROM organizations o WHERE o.id = a.organization_id) = v.org_version \
+         ON CONFLICT DO NOTHING;",
+        values(n, V_PARAMS)
+    ));
+    sql.push_str(&format!(
+        "WITH v (id, organization_id, at, actor_type, actor_id, action, target_id, details) \
+           AS (VALUES {}) \
+         INSERT INTO audit_log (id, organization_id, at, actor_type, actor_id, action, target_type, \
+           target_id, details) \
+         SELECT v.id, v.organization_id, v.at, v.actor_type, v.actor_id, v.action, 'verification', \
+           v.target_id, v.details \
+         FROM v WHERE EXISTS (SELECT 1 FROM verifications x WHERE x.id = v.target_id);",
+        values(n, AUDIT_PARAMS)
+    ));
+    if history {
+        sql.push_str(&format!(
+            "WITH v (id, organization_id, agent_id, at, score, previous_score, reason, factors, \
+               verification_id) AS (VALUES {}) \
+             INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, \
+               reason, factors) \
+             SELECT v.id, v.organization_id, v.agent_id, v.at, v.score, v.previous_score, v.reason, \
+               v.factors \
+             FROM v WHERE v.factors IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM verifications x WHERE x.id = v.verification_id);",
+            values(n, HISTORY_PARAMS)
+        ));
+    }
+    sql.push_str(&format!(
+        "WITH v (agent, inc_approved, inc_denied, at, score, verification_id) AS (VALUES {}) \
+         UPDATE agents SET verifications_approved = verifications_approved + v.inc_approved, \
+           verifications_denied = verifications_denied + v.inc_denied, last_active_at = v.at, \
+           trust_score = v.score \
+         FROM v WHERE agents.id = v.agent \
+           AND EXISTS (SELECT 1 FROM verifications x WHERE x.id = v.verification_id) \
+         RETURNING id, created_at, verifications_approved, verifications_denied, results_success, \
+           results_failure, human_approvals, human_denials, alerts_raised, drift_events;",
+        values(n, UPDATE_PARAMS)
+    ));
+    sql.push_str("RELEASE chunk");
+    sql
 }
-macro_rules! record_head {
-    () => {
-        concat!(
-            "INSERT INTO verifications (id, organization_id, agent_id, action_type, resource, context, risk, \
-             status, reason, required_trust, trust_score, decided_by, created_at, decided_at, \
-             pending_expires_at, approval_expires_at, body_signature_hash, header_signature_hash) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM agents a WHERE",
-            fresh!(),
-            " ON CONFLICT DO NOTHING;",
-            "INSERT INTO audit_log (id, organization_id, at, actor_type, actor_id, action, target_type, target_id, \
-             details) SELECT ?, ?, ?, ?, ?, ?, 'verification', ?, ? WHERE",
-            recorded!(),
-            ";"
-        )
-    };
+
+/// Statement parts of a recorded verification: verification, audit, history (optional), counters.
+static RECORD_KIND: ChunkKind = ChunkKind::new(record_sql, 4, Some(2));
+
+/// The replay key stored for a signature in `verifications.body_signature_hash` and
+/// `header_signature_hash`: `t`, the signed timestamp in Unix seconds (11 digits), `.`, and the
+/// hex SHA-256 of the signature. A replay carries the same signed timestamp (changing it breaks
+/// the signature), so the key is exactly as unique as the signature; leading with the time keeps
+/// the unique indexes' inserts at their right edge (a page or two per batch instead of one random
+/// page per verification and index). Versions before this format stored the bare digest, which
+/// sorts before every `t…` key (see `AppState::legacy_replay_until_ms`).
+fn replay_key(signed_secs: i64, signature_hash: &str) -> String {
+    format!("t{:011}.{signature_hash}", signed_secs.max(0))
 }
-macro_rules! record_tail {
-    () => {
-        concat!(
-            "UPDATE agents SET verifications_approved = verifications_approved + ?, \
-             verifications_denied = verifications_denied + ?, last_active_at = ?, trust_score = ? \
-             WHERE id = ? AND",
-            recorded!(),
-            " RETURNING ?, created_at, verifications_approved, verifications_denied, results_success, \
-             results_failure, human_approvals, human_denials, alerts_raised, drift_events;"
-        )
-    };
-}
-static RECORD_KIND: ChunkKind = ChunkKind::new(concat!(record_head!(), record_tail!()));
-static RECORD_HISTORY_KIND: ChunkKind = ChunkKind::new(concat!(
-    record_head!(),
-    "INSERT INTO trust_history (id, organization_id, agent_id, at, score, previous_score, reason, factors) \
-     SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE",
-    recorded!(),
-    ";",
-    record_tail!()
-));
 
 /// Ask for a decision on an action.
 ///
@@ -420,14 +454,40 @@ impl Attempt<'_> {
         keys.require_active()?;
         let sig = AgentSignature::from_b64(&req.signature)
             .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
-        let body_mark = ReplayMark {
-            agent_id: keys.id.clone(),
-            signature_hash: hex::encode(sha256(&sig.to_bytes())),
-            expires_at: replay_expiry(
-                u64::try_from(ts / 1000).unwrap_or(0),
-                state.config.signature_window.as_secs(),
-            ),
+        let body_hash = hex::encode(sha256(&sig.to_bytes()));
+        let body_key = replay_key(ts.div_euclid(1000), &body_hash);
+        // The request signature's key, from the signed X-Timestamp (already checked).
+        let header_key = match (&header_mark, self.signed) {
+            (Some(mark), Some(h)) => {
+                let secs = h
+                    .timestamp
+                    .parse::<i64>()
+                    .map_err(|_| Error::unauthorized("X-Timestamp must be decimal Unix seconds"))?;
+                Some(replay_key(secs, &mark.signature_hash))
+            }
+            _ => None,
         };
+        // Signatures recorded by a version that stored bare digests, still inside their window.
+        let legacy_until = state.legacy_replay_until_ms;
+        let header_secs_ms = self
+            .signed
+            .and_then(|h| h.timestamp.parse::<i64>().ok())
+            .map_or(i64::MIN, |s| s.saturating_mul(1000));
+        if legacy_until > 0 && (ts <= legacy_until || header_secs_ms <= legacy_until) {
+            let header_hash = header_mark.as_ref().map(|m| m.signature_hash.as_str());
+            let (seen,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM verifications WHERE body_signature_hash = ? \
+                 OR (? IS NOT NULL AND header_signature_hash = ?)",
+            )
+            .bind(&body_hash)
+            .bind(header_hash)
+            .bind(header_hash)
+            .fetch_one(&state.db.read)
+            .await?;
+            if seen > 0 {
+                return Err(Error::unauthorized("replayed request"));
+            }
+        }
         let context_json = req.context.to_python_json();
         if context_json.len() > MAX_CONTEXT_BYTES {
             return Err(Error::bad_request(format!(
@@ -468,7 +528,8 @@ impl Attempt<'_> {
                 DecisionKind::Pending,
             ),
         };
-        let id = new_id();
+        // Time-ordered, so the primary key index grows at its right edge.
+        let id = crate::db::new_ordered_id();
         let approval_expires = (status == VerificationStatus::Approved)
             .then(|| now + duration_ms(state.config.approval_ttl));
         let pending_expires = (status == VerificationStatus::Pending)
@@ -521,8 +582,8 @@ impl Attempt<'_> {
             now,
             pending_expires,
             approval_expires,
-            header_mark,
-            body_mark,
+            body_key,
+            header_key,
             actor,
             audit_action,
             details,
@@ -536,8 +597,8 @@ impl Attempt<'_> {
             audit_id: crate::db::new_ordered_id(),
             history_id: crate::db::new_ordered_id(),
         };
-        let body_hash = w.body_mark.signature_hash.clone();
-        let header_hash = w.header_mark.as_ref().map(|m| m.signature_hash.clone());
+        let body_key = w.body_key.clone();
+        let header_key = w.header_key.clone();
         let (reply, answer) = tokio::sync::oneshot::channel();
         state
             .db
@@ -554,9 +615,9 @@ impl Attempt<'_> {
                     "SELECT COUNT(*) FROM verifications WHERE body_signature_hash = ? \
                      OR (? IS NOT NULL AND header_signature_hash = ?)",
                 )
-                .bind(&body_hash)
-                .bind(header_hash.as_deref())
-                .bind(header_hash.as_deref())
+                .bind(&body_key)
+                .bind(header_key.as_deref())
+                .bind(header_key.as_deref())
                 .fetch_one(&state.db.read)
                 .await?;
                 if seen > 0 {
@@ -626,8 +687,9 @@ struct Record {
     now: i64,
     pending_expires: Option<i64>,
     approval_expires: Option<i64>,
-    header_mark: Option<ReplayMark>,
-    body_mark: ReplayMark,
+    /// Replay keys of the body signature and of the request signature (see [`replay_key`]).
+    body_key: String,
+    header_key: Option<String>,
     actor: Actor,
     audit_action: &'static str,
     details: String,
@@ -664,17 +726,6 @@ struct RecordItem {
 }
 
 impl Record {
-    fn header_hash(&self) -> Option<&str> {
-        self.header_mark.as_ref().map(|m| m.signature_hash.as_str())
-    }
-
-    /// Binds the freshness condition of `fresh!()`.
-    fn bind_fresh<'q>(&'q self, q: SqlQuery<'q>) -> SqlQuery<'q> {
-        q.bind(&self.agent_id)
-            .bind(self.agent_version)
-            .bind(self.org_version)
-    }
-
     /// Reads the result row of this verification (`None`: nothing was recorded).
     fn outcome(&self, row: Option<&sqlx::sqlite::SqliteRow>) -> Result<RecordOutcome> {
         let Some(row) = row else {
@@ -701,55 +752,57 @@ impl Record {
 
 impl ChunkItem for RecordItem {
     fn kind(&self) -> &'static ChunkKind {
-        if self.rec.history.is_some() {
-            &RECORD_HISTORY_KIND
-        } else {
-            &RECORD_KIND
-        }
+        &RECORD_KIND
     }
 
-    fn job_id(&self) -> &str {
-        &self.rec.id
+    fn key(&self) -> &str {
+        &self.rec.agent_id
     }
 
-    fn bind<'q>(&'q self, q: SqlQuery<'q>) -> SqlQuery<'q> {
+    fn needs_optional(&self) -> bool {
+        self.rec.history.is_some()
+    }
+
+    fn bind<'q>(&'q self, part: usize, q: SqlQuery<'q>) -> SqlQuery<'q> {
         let r = &self.rec;
-        let decided = r.status != VerificationStatus::Pending;
-        // The verification, with its signatures' hashes.
-        let q = q
-            .bind(&r.id)
-            .bind(&r.org)
-            .bind(&r.agent_id)
-            .bind(&r.action)
-            .bind(&r.resource)
-            .bind(&r.context_json)
-            .bind(r.risk.as_str())
-            .bind(r.status.as_str())
-            .bind(&r.reason)
-            .bind(r.required)
-            .bind(r.trust_before)
-            .bind(decided.then_some("system"))
-            .bind(r.now)
-            .bind(decided.then_some(r.now))
-            .bind(r.pending_expires)
-            .bind(r.approval_expires)
-            .bind(&r.body_mark.signature_hash)
-            .bind(r.header_hash());
-        let q = r.bind_fresh(q);
-        // Its audit record.
-        let q = q
-            .bind(&r.audit_id)
-            .bind(&r.org)
-            .bind(r.now)
-            .bind(r.actor.kind())
-            .bind(r.actor.id())
-            .bind(r.audit_action)
-            .bind(&r.id)
-            .bind(&r.details)
-            .bind(&r.id);
-        // The trust history row, when due (only in the history kind).
-        let q = match &r.history {
-            Some(factors) => q
+        match part {
+            // The verification, with its signatures' replay keys and the configuration
+            // versions its decision used.
+            0 => {
+                let decided = r.status != VerificationStatus::Pending;
+                q.bind(&r.id)
+                    .bind(&r.org)
+                    .bind(&r.agent_id)
+                    .bind(&r.action)
+                    .bind(&r.resource)
+                    .bind(&r.context_json)
+                    .bind(r.risk.as_str())
+                    .bind(r.status.as_str())
+                    .bind(&r.reason)
+                    .bind(r.required)
+                    .bind(r.trust_before)
+                    .bind(decided.then_some("system"))
+                    .bind(r.now)
+                    .bind(decided.then_some(r.now))
+                    .bind(r.pending_expires)
+                    .bind(r.approval_expires)
+                    .bind(&r.body_key)
+                    .bind(r.header_key.as_deref())
+                    .bind(r.agent_version)
+                    .bind(r.org_version)
+            }
+            // Its audit record.
+            1 => q
+                .bind(&r.audit_id)
+                .bind(&r.org)
+                .bind(r.now)
+                .bind(r.actor.kind())
+                .bind(r.actor.id())
+                .bind(r.audit_action)
+                .bind(&r.id)
+                .bind(&r.details),
+            // The trust history row (factors NULL: none due for this item).
+            2 => q
                 .bind(&r.history_id)
                 .bind(&r.org)
                 .bind(&r.agent_id)
@@ -757,18 +810,17 @@ impl ChunkItem for RecordItem {
                 .bind(r.new_trust)
                 .bind(r.trust_before)
                 .bind(r.event.reason())
-                .bind(factors.as_str())
+                .bind(r.history.as_deref())
                 .bind(&r.id),
-            None => q,
-        };
-        // The counters and score, returned with the verification id.
-        q.bind(r.inc_approved)
-            .bind(r.inc_denied)
-            .bind(r.now)
-            .bind(r.new_trust)
-            .bind(&r.agent_id)
-            .bind(&r.id)
-            .bind(&r.id)
+            // The counters and score.
+            _ => q
+                .bind(&r.agent_id)
+                .bind(r.inc_approved)
+                .bind(r.inc_denied)
+                .bind(r.now)
+                .bind(r.new_trust)
+                .bind(&r.id),
+        }
     }
 
     fn finish(self: Box<Self>, row: Result<Option<sqlx::sqlite::SqliteRow>>) -> Completion {
