@@ -271,3 +271,120 @@ fn deadman_set_status_release() {
         "pw\n",
     ));
 }
+
+#[test]
+fn deadman_release_is_audited_and_shown_by_status() {
+    use std::sync::Arc;
+    use vault_store::Clock;
+
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("vault.db");
+    ok(&aim(&v, &["init"], ""));
+    ok(&aim(
+        &v,
+        &[
+            "profile",
+            "create",
+            "agent",
+            "--kdf-params",
+            FAST,
+            "--passphrase-fd",
+            "0",
+        ],
+        "pw\n",
+    ));
+    let content = dir.path().join("c.txt");
+    std::fs::write(&content, "for my heirs").unwrap();
+    let id = ok(&aim(
+        &v,
+        &[
+            "store",
+            "--file",
+            content.to_str().unwrap(),
+            "-c",
+            "1",
+            "--passphrase-fd",
+            "0",
+        ],
+        "pw\n",
+    ));
+    let (_, alice) = keypair(dir.path(), "alice");
+    let (_, bob) = keypair(dir.path(), "bob");
+    // The switch was set ten minutes ago with a one-minute interval (through the library with
+    // a clock in the past: the binary only knows the real time).
+    {
+        let past = vault_store::ManualClock::new(vault_store::SystemClock.now_ms() - 600_000);
+        let vault = vault_store::Vault::options()
+            .clock(Arc::new(past.clone()))
+            .open(&v)
+            .unwrap();
+        let mut s = vault
+            .unlock("agent", vault_store::KeySource::passphrase("pw"))
+            .unwrap();
+        let config = vault_escrow::deadman::DeadmanConfig {
+            heirs: vec![
+                vault_escrow::deadman::Heir::new("alice", &alice).unwrap(),
+                vault_escrow::deadman::Heir::new("bob", &bob).unwrap(),
+            ],
+            interval_ms: 60_000,
+            release: vault_escrow::deadman::ReleaseSpec {
+                memory_ids: vec![id.trim().to_owned()],
+                share_threshold: None,
+            },
+        };
+        vault_escrow::vault::deadman_set(&mut s, config, false, &past).unwrap();
+        s.close().unwrap();
+    }
+    let st = ok(&aim(&v, &["deadman", "status"], ""));
+    assert!(st.contains("DUE"), "{st}");
+    let kinds_before = audit_kinds(&v);
+
+    let out = dir.path().join("pkgs");
+    std::fs::create_dir(&out).unwrap();
+    ok(&aim(
+        &v,
+        &["deadman", "release", "--out-dir", out.to_str().unwrap()],
+        "",
+    ));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+    let kinds = audit_kinds(&v);
+    assert_eq!(kinds[kinds_before.len()..], ["deadman.release".to_owned()]);
+
+    let st = ok(&aim(&v, &["deadman", "status"], ""));
+    assert!(
+        st.contains("released") && st.contains("to 2 heir(s)"),
+        "{st}"
+    );
+    fails(
+        &aim(&v, &["deadman", "check-in", "--passphrase-fd", "0"], "pw\n"),
+        "already released",
+    );
+    let verified = ok(&aim(&v, &["verify", "--passphrase-fd", "0"], "pw\n"));
+    assert!(verified.trim_end().ends_with("ok"), "{verified}");
+    let st = ok(&aim(&v, &["deadman", "status"], ""));
+    assert!(st.contains("released"), "{st}");
+}
+
+/// The kinds of all audit leaves of the vault at `path`, in order.
+fn audit_kinds(path: &Path) -> Vec<String> {
+    let vault = vault_store::Vault::open(path).unwrap();
+    let conn = vault.connection();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM audit_leaves", [], |r| r.get(0))
+        .unwrap();
+    (0..u64::try_from(n).unwrap())
+        .map(|i| {
+            vault_store::Event::decode(
+                &conn
+                    .query_row(
+                        "SELECT data FROM audit_leaves WHERE idx = ?1",
+                        [i64::try_from(i).unwrap()],
+                        |r| r.get::<_, Vec<u8>>(0),
+                    )
+                    .unwrap(),
+            )
+            .unwrap()
+            .kind
+        })
+        .collect()
+}

@@ -271,6 +271,22 @@ pub struct DeadmanStatus {
     pub memory_count: usize,
     /// Share threshold, if shares are released.
     pub share_threshold: Option<u8>,
+    /// The releases of this switch recorded in the vault's audit log, oldest first (empty while
+    /// it is armed). Filled in by [`crate::vault::deadman_status`].
+    pub releases: Vec<ReleaseRecord>,
+}
+
+/// One release of a switch, as recorded in the vault's audit log (`deadman.release`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReleaseRecord {
+    /// The audit leaf index of the `deadman.release` event.
+    pub leaf: u64,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// How many heirs received a package.
+    pub heirs: usize,
+    /// The package generation released.
+    pub generation: u64,
 }
 
 fn package_aad(
@@ -485,7 +501,23 @@ impl DeadmanState {
             interval_ms: self.config.interval_ms,
             memory_count: self.config.release.memory_ids.len(),
             share_threshold: self.config.release.share_threshold,
+            releases: Vec::new(),
         }
+    }
+
+    /// The status at `now_ms`, given the releases recorded for this switch (oldest first): the
+    /// first one fixes `released_at_ms` and disarms the switch.
+    pub fn status_with(&self, now_ms: i64, releases: Vec<ReleaseRecord>) -> DeadmanStatus {
+        let mut st = self.status(now_ms);
+        if let Some(first) = releases.first() {
+            st.released_at_ms = Some(
+                st.released_at_ms
+                    .map_or(first.at_ms, |t| t.min(first.at_ms)),
+            );
+            st.armed = false;
+        }
+        st.releases = releases;
+        st
     }
 }
 

@@ -16,10 +16,14 @@ use std::path::{Path, PathBuf};
 use aim_crypto::{Argon2Params, SecretBytes, Zeroizing};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use vault_store::{Clock, RecallRequest, RotationReport, Sealing, Session, Vault, VaultError};
+use vault_store::{
+    Clock, FieldValue, RecallRequest, RotationReport, Sealing, Session, UnattendedEvent, Vault,
+    VaultError,
+};
 
 use crate::deadman::{
-    DeadmanConfig, DeadmanState, DeadmanStatus, PackagedMemory, ReleasedPackage, heir_payload,
+    DeadmanConfig, DeadmanState, DeadmanStatus, PackagedMemory, ReleaseRecord, ReleasedPackage,
+    heir_payload,
 };
 use crate::holder::{HolderRecipient, RecipientFingerprint};
 use crate::shamir::{SplitSpec, check_parameters, combine_text, split};
@@ -34,6 +38,12 @@ pub const DEADMAN_NAMESPACE: &str = "deadman";
 pub const DEADMAN_STATE_KEY: &str = "state";
 /// Format tag of [`EscrowRecord`].
 pub const ESCROW_RECORD_FORMAT: &str = "aim-escrow-record-v1";
+/// Audit event a dead-man release appends (recorded without a session, see
+/// `vault_store::unattended`): profile, heirs, generation, set_at_ms, deadline_ms, memories,
+/// shares, escrow_id.
+pub const DEADMAN_RELEASE_EVENT: &str = "deadman.release";
+/// Audit event of a release refused before the deadline: profile, set_at_ms, remaining_ms.
+pub const DEADMAN_RELEASE_REFUSED_EVENT: &str = "deadman.release.refused";
 
 /// The vault's id as 32 hexadecimal digits (what shares carry).
 pub fn vault_id_hex(vault: &Vault) -> String {
@@ -565,6 +575,44 @@ fn save_state(session: &mut Session<'_>, state: &DeadmanState) -> Result<()> {
     Ok(())
 }
 
+/// The releases of the switch `state` (the one armed at `state.set_at_ms`) recorded in the
+/// vault's audit log, oldest first.
+pub fn deadman_releases(
+    vault: &Vault,
+    profile: &str,
+    state: &DeadmanState,
+) -> Result<Vec<ReleaseRecord>> {
+    let int = |ev: &vault_store::Event, name: &str| ev.get(name).and_then(FieldValue::as_int);
+    let mut out = Vec::new();
+    for entry in vault.unattended_events(profile, DEADMAN_RELEASE_EVENT)? {
+        let ev = &entry.event;
+        if int(ev, "set_at_ms") != Some(state.set_at_ms) {
+            continue; // a release of an earlier switch
+        }
+        out.push(ReleaseRecord {
+            leaf: entry.leaf,
+            at_ms: ev.time_ms,
+            heirs: int(ev, "heirs")
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
+            generation: int(ev, "generation")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+fn ensure_not_released(vault: &Vault, profile: &str, state: &DeadmanState) -> Result<()> {
+    state.ensure_not_released()?;
+    match deadman_releases(vault, profile, state)?.first() {
+        Some(r) => Err(EscrowError::AlreadyReleased {
+            released_at_ms: r.at_ms,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Recalls the chosen memories (through the vault's gates) and, if shares are released, makes
 /// a fresh dead-man escrow (superseding the previous one); returns one payload per heir.
 fn prepare_payloads(
@@ -654,6 +702,9 @@ pub fn deadman_set(
             hint: "; to set a new switch anyway, pass --replace-overdue",
         });
     }
+    if let Some(prev) = previous.as_ref().filter(|_| !replace_overdue) {
+        ensure_not_released(session.vault(), session.profile(), prev)?;
+    }
     let prev_escrow = previous.as_ref().and_then(|p| p.escrow_id.clone());
     let (payloads, escrow_id) = prepare_payloads(session, &config, prev_escrow.as_deref(), clock)?;
     let state = DeadmanState::arm(
@@ -674,7 +725,7 @@ pub fn deadman_set(
 pub fn deadman_check_in(session: &mut Session<'_>, clock: &dyn Clock) -> Result<DeadmanState> {
     let now = clock.now_ms();
     let mut state = load_state_authenticated(session)?.ok_or(EscrowError::DeadmanNotSet)?;
-    state.ensure_not_released()?;
+    ensure_not_released(session.vault(), session.profile(), &state)?;
     if state.is_due(now) {
         return Err(EscrowError::Overdue {
             overdue_ms: now - state.deadline_ms,
@@ -692,24 +743,69 @@ pub fn deadman_check_in(session: &mut Session<'_>, clock: &dyn Clock) -> Result<
     Ok(state)
 }
 
-/// The switch's status, readable without a key. `None` when no switch is set.
+/// The switch's status, readable without a key, including the releases recorded in the audit
+/// log (a released switch shows `released_at_ms` and is no longer armed). `None` when no
+/// switch is set.
 pub fn deadman_status(
     vault: &Vault,
     profile: &str,
     clock: &dyn Clock,
 ) -> Result<Option<DeadmanStatus>> {
-    Ok(load_state_public(vault, profile)?.map(|s| s.status(clock.now_ms())))
+    let Some(state) = load_state_public(vault, profile)? else {
+        return Ok(None);
+    };
+    let releases = deadman_releases(vault, profile, &state)?;
+    Ok(Some(state.status_with(clock.now_ms(), releases)))
 }
 
-/// Releases the packages of `profile`'s switch, needing no key: refuses before the deadline;
-/// after it, returns one armored age file per heir (only that heir can decrypt it).
+/// Releases the packages of `profile`'s switch, needing no key: refuses before the deadline
+/// (audited as `deadman.release.refused`); after it, appends a `deadman.release` event to the
+/// vault's audit log (committed with its index row, see `vault_store::unattended`) and only
+/// then returns one armored age file per heir (only that heir can decrypt it). If the event
+/// cannot be recorded, nothing is released. Once released, check-ins are refused for good; a
+/// later release re-issues the same packages and is audited again.
 pub fn deadman_release(
     vault: &Vault,
     profile: &str,
     clock: &dyn Clock,
 ) -> Result<Vec<ReleasedPackage>> {
     let mut state = load_state_public(vault, profile)?.ok_or(EscrowError::DeadmanNotSet)?;
-    state.release(clock.now_ms())
+    if state.released_at_ms.is_none() {
+        state.released_at_ms = deadman_releases(vault, profile, &state)?
+            .first()
+            .map(|r| r.at_ms);
+    }
+    let now = clock.now_ms();
+    let packages = match state.release(now) {
+        Ok(p) => p,
+        Err(e @ EscrowError::NotYetDue { remaining_ms, .. }) => {
+            vault.record_unattended(
+                &UnattendedEvent::new(DEADMAN_RELEASE_REFUSED_EVENT, profile)
+                    .int("set_at_ms", state.set_at_ms)
+                    .int("remaining_ms", remaining_ms),
+            )?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut event = UnattendedEvent::new(DEADMAN_RELEASE_EVENT, profile)
+        .int("heirs", i64::try_from(packages.len()).unwrap_or(i64::MAX))
+        .int(
+            "generation",
+            i64::try_from(state.generation).unwrap_or(i64::MAX),
+        )
+        .int("set_at_ms", state.set_at_ms)
+        .int("deadline_ms", state.deadline_ms)
+        .int(
+            "memories",
+            i64::try_from(state.config.release.memory_ids.len()).unwrap_or(i64::MAX),
+        )
+        .flag("shares", state.config.release.share_threshold.is_some());
+    if let Some(id) = &state.escrow_id {
+        event = event.label("escrow_id", id);
+    }
+    vault.record_unattended(&event)?;
+    Ok(packages)
 }
 
 /// Writes released packages to `dir` as `<profile>-deadman-<heir>.age` (0600, no overwrite).

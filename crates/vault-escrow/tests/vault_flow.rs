@@ -11,7 +11,8 @@ use vault_escrow::vault::{
 };
 use vault_escrow::{EscrowError, HolderIdentities, HolderRecipient, Share};
 use vault_store::{
-    Argon2Params, Enrollment, KeySource, ManualClock, MemoryInput, SecretBytes, Vault, VaultError,
+    Argon2Params, Clock, Enrollment, KeySource, ManualClock, MemoryInput, SecretBytes, Vault,
+    VaultError,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -412,13 +413,20 @@ fn deadman_switch_end_to_end() {
 
     // Before the deadline nothing can be released.
     f.clock.advance(23 * HOUR);
+    let before = event_kinds(&vault).len();
     let err = deadman_release(&vault, "agent", &f.clock).unwrap_err();
     assert!(
         matches!(err, EscrowError::NotYetDue { remaining_ms, .. } if remaining_ms == HOUR),
         "{err}"
     );
+    // The refused attempt is audited (and is not a release).
+    assert_eq!(
+        event_kinds(&vault)[before..],
+        [ev::DEADMAN_RELEASE_REFUSED_EVENT.to_owned()]
+    );
     let st = deadman_status(&vault, "agent", &f.clock).unwrap().unwrap();
     assert!(st.armed && !st.due);
+    assert!(st.releases.is_empty() && st.released_at_ms.is_none());
 
     // Check-in extends the deadline and rotates the dead-man escrow.
     let mut s = vault
@@ -440,8 +448,40 @@ fn deadman_switch_end_to_end() {
 
     // After the deadline: one package per heir, each opened only by its heir.
     f.clock.advance(2 * HOUR);
+    let before = event_kinds(&vault).len();
     let packages = deadman_release(&vault, "agent", &f.clock).unwrap();
     assert_eq!(packages.len(), 2);
+    // Exactly one audit event, recorded without a session, naming no secret.
+    assert_eq!(
+        event_kinds(&vault)[before..],
+        [ev::DEADMAN_RELEASE_EVENT.to_owned()]
+    );
+    let leaf =
+        vault_audit::AuditLog::leaf(vault.connection(), u64::try_from(before).unwrap()).unwrap();
+    let released_at = f.clock.now_ms();
+    assert_eq!(leaf.time_ms, released_at);
+    let int = |n: &str| leaf.get(n).and_then(vault_store::FieldValue::as_int);
+    assert_eq!(int("heirs"), Some(2));
+    assert_eq!(
+        int("generation"),
+        Some(i64::try_from(state.generation).unwrap())
+    );
+    assert_eq!(int("set_at_ms"), Some(state.set_at_ms));
+    assert_eq!(int("deadline_ms"), Some(state.deadline_ms));
+    assert_eq!(
+        leaf.get("escrow_id")
+            .and_then(vault_store::FieldValue::as_str),
+        state.escrow_id.as_deref()
+    );
+    assert!(
+        leaf.fields.values().all(|v| v.as_bytes().is_none()),
+        "no bytes (keys, content) in the release event"
+    );
+    let st = deadman_status(&vault, "agent", &f.clock).unwrap().unwrap();
+    assert!(!st.armed);
+    assert_eq!(st.released_at_ms, Some(released_at));
+    assert_eq!(st.releases.len(), 1);
+    assert_eq!(st.releases[0].heirs, 2);
     assert!(mallory.key.decrypt(packages[0].armored.as_bytes()).is_err());
     assert!(bob.key.decrypt(packages[0].armored.as_bytes()).is_err());
     let pa = parse_payload(&alice.key.decrypt(packages[0].armored.as_bytes()).unwrap()).unwrap();
@@ -467,7 +507,13 @@ fn deadman_switch_end_to_end() {
         .unlock("agent", KeySource::passphrase("old pass"))
         .unwrap();
     let err = deadman_check_in(&mut s, &f.clock).unwrap_err();
-    assert!(matches!(err, EscrowError::Overdue { .. }), "{err}");
+    assert!(
+        matches!(err, EscrowError::AlreadyReleased { released_at_ms } if released_at_ms == released_at),
+        "{err}"
+    );
+    // The log still verifies with the unattended release in it.
+    let report = s.verify(true, &[]).unwrap();
+    assert!(report.is_ok(), "{:?}", report.first_problem);
     assert!(matches!(
         deadman_set(&mut s, deadman_status_config(&vault), false, &f.clock),
         Err(EscrowError::Overdue { .. })
@@ -487,6 +533,58 @@ fn deadman_switch_end_to_end() {
         .unwrap()
         .close()
         .unwrap();
+}
+
+#[test]
+fn a_release_survives_a_check_in_from_a_clock_that_is_behind() {
+    // The release ran on a machine whose clock was past the deadline; the owner's machine
+    // still thinks there is time. The recorded release wins: the check-in is refused and the
+    // status keeps saying released.
+    let f = Fixture::new();
+    let vault = f.open();
+    let heir = person();
+    let mut s = vault
+        .unlock("agent", KeySource::passphrase("old pass"))
+        .unwrap();
+    let m = s
+        .store(MemoryInput::text("note").classification(1))
+        .unwrap();
+    let config = DeadmanConfig {
+        heirs: vec![Heir::new("solo", &heir.recipient.canonical()).unwrap()],
+        interval_ms: 24 * HOUR,
+        release: ReleaseSpec {
+            memory_ids: vec![m.to_string()],
+            share_threshold: None,
+        },
+    };
+    deadman_set(&mut s, config, false, &f.clock).unwrap();
+    s.close().unwrap();
+    f.clock.advance(25 * HOUR);
+    let released_at = f.clock.now_ms();
+    assert_eq!(deadman_release(&vault, "agent", &f.clock).unwrap().len(), 1);
+    f.clock.advance(-2 * HOUR);
+    let mut s = vault
+        .unlock("agent", KeySource::passphrase("old pass"))
+        .unwrap();
+    assert!(matches!(
+        deadman_check_in(&mut s, &f.clock),
+        Err(EscrowError::AlreadyReleased { released_at_ms }) if released_at_ms == released_at
+    ));
+    assert!(matches!(
+        deadman_set(&mut s, deadman_status_config(&vault), false, &f.clock),
+        Err(EscrowError::AlreadyReleased { .. })
+    ));
+    s.close().unwrap();
+    let st = deadman_status(&vault, "agent", &f.clock).unwrap().unwrap();
+    assert!(!st.armed && !st.due);
+    assert_eq!(st.released_at_ms, Some(released_at));
+    assert_eq!(st.releases[0].heirs, 1);
+    // A second release re-issues (even before the deadline, since it was released) and is
+    // audited again.
+    assert_eq!(deadman_release(&vault, "agent", &f.clock).unwrap().len(), 1);
+    let st = deadman_status(&vault, "agent", &f.clock).unwrap().unwrap();
+    assert_eq!(st.releases.len(), 2);
+    assert_eq!(st.released_at_ms, Some(released_at));
 }
 
 fn deadman_status_config(vault: &Vault) -> DeadmanConfig {

@@ -22,6 +22,7 @@
 //! | `gates.config.change` | profile, config_hash |
 //! | `record.put` / `record.delete` | profile, namespace, key, sealing |
 //! | `recovery.create` / `recovery.remove` | profile, escrow_id, fingerprint |
+//! | other components' kinds (`deadman.release`, ...) | profile, unattended = true, integers, booleans, labels (see [`crate::unattended`]) |
 
 use rusqlite::Connection;
 use vault_audit::AuditLog;

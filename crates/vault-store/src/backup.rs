@@ -65,6 +65,7 @@ const APPEND_ONLY: &[(&str, &str)] = &[
     ("audit_epochs", "epoch"),
     ("audit_heads", "seq"),
     ("lockdown_log", "epoch"),
+    ("unattended_log", "leaf"),
 ];
 
 /// Backup table order (parents before children); tables not listed follow.
@@ -89,6 +90,7 @@ const ORDER: &[&str] = &[
     "audit_nodes",
     "audit_epochs",
     "audit_heads",
+    "unattended_log",
 ];
 
 fn skipped(table: &str) -> bool {

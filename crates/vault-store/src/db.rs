@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use crate::{Result, VaultError};
 
 /// The schema version this build writes. Older vaults are migrated forward on open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another process's write transaction.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,7 +166,28 @@ CREATE TABLE backups(
 "#;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[fn(&Transaction<'_>) -> Result<()>] = &[migrate_v1];
+const MIGRATIONS: &[fn(&Transaction<'_>) -> Result<()>] = &[migrate_v1, migrate_v2];
+
+/// Version 2: the append-only index of audited events recorded without a session
+/// (`crate::unattended`).
+const V2: &str = r#"
+CREATE TABLE unattended_log(
+    leaf INTEGER PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX unattended_log_by_kind ON unattended_log(profile_id, kind, leaf);
+CREATE TRIGGER unattended_log_no_update BEFORE UPDATE ON unattended_log
+    BEGIN SELECT RAISE(ABORT, 'the unattended log is append-only'); END;
+CREATE TRIGGER unattended_log_no_delete BEFORE DELETE ON unattended_log
+    BEGIN SELECT RAISE(ABORT, 'the unattended log is append-only'); END;
+"#;
+
+fn migrate_v2(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(V2)?;
+    Ok(())
+}
 
 fn migrate_v1(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(V1)?;

@@ -27,6 +27,7 @@
 //! | [`rotate`] | resumable data-key rotation |
 //! | [`backup`] | encrypted, authenticated, chained backups and atomic restore |
 //! | [`verify`] | audit-log verification cross-checked against the records, and proofs |
+//! | [`unattended`] | audited events recorded without a session (e.g. a dead-man release) |
 //! | [`clock`] | injectable time |
 
 mod audit;
@@ -45,6 +46,7 @@ pub mod records;
 pub mod rotate;
 pub mod search;
 pub mod session;
+pub mod unattended;
 pub mod vault;
 pub mod verify;
 
@@ -68,4 +70,5 @@ pub use query::{ListFilter, MemoryInfo, SearchHit, SearchQuery};
 pub use records::{Record, Sealing};
 pub use rotate::{RotationProgress, RotationReport};
 pub use session::{MemoryInput, RecallRequest, Recalled, Session, recovery_fingerprint};
+pub use unattended::{UnattendedEntry, UnattendedEvent};
 pub use vault::{LockdownStatus, ProfileInfo, Vault, VaultOptions};

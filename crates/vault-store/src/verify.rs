@@ -81,9 +81,9 @@ impl Session<'_> {
         let mut stored: HashSet<[u8; 16]> = HashSet::new();
         let mut last_recall: HashMap<[u8; 16], i64> = HashMap::new();
         let mut checked = 0u64;
-        let mut hook = |_index: u64, ev: &Event| -> std::result::Result<(), String> {
+        let mut hook = |index: u64, ev: &Event| -> std::result::Result<(), String> {
             checked += 1;
-            self.check_leaf(ev, &mut stored, &mut last_recall)
+            self.check_leaf(index, ev, &mut stored, &mut last_recall)
         };
         let audit = AuditLog::verify_with(conn, &opts, &mut hook)?;
         let mut report = VaultVerifyReport {
@@ -106,12 +106,21 @@ impl Session<'_> {
 
     fn check_leaf(
         &self,
+        index: u64,
         ev: &Event,
         stored: &mut HashSet<[u8; 16]>,
         last_recall: &mut HashMap<[u8; 16], i64>,
     ) -> std::result::Result<(), String> {
         let conn = self.conn();
         let db = |e: rusqlite::Error| format!("database: {e}");
+        if ev.get(crate::unattended::UNATTENDED_FIELD).is_some() {
+            let Some((profile, kind)) =
+                crate::unattended::indexed(conn, index).map_err(|e| e.to_string())?
+            else {
+                return Err("an unattended event has no row in the unattended log".into());
+            };
+            return crate::unattended::check_entry(ev, &profile, &kind);
+        }
         match ev.kind.as_str() {
             "memory.store" | "memory.tombstone" | "memory.purge" | "memory.recall"
             | "memory.intent.link" => {
@@ -209,6 +218,23 @@ impl Session<'_> {
         sealed: &mut u64,
     ) -> Result<Option<String>> {
         let conn = self.conn();
+        // Unattended index → log: every row names a leaf that is that unattended event.
+        let size = AuditLog::tree_size(conn)?;
+        let mut stmt = conn.prepare("SELECT leaf, profile_id, kind FROM unattended_log")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (leaf, profile, kind): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let Some(leaf) = u64::try_from(leaf).ok().filter(|l| *l < size) else {
+                return Ok(Some(format!(
+                    "unattended log row for leaf {leaf} points outside the audit log"
+                )));
+            };
+            if let Err(why) =
+                crate::unattended::check_entry(&AuditLog::leaf(conn, leaf)?, &profile, &kind)
+            {
+                return Ok(Some(format!("unattended log row for leaf {leaf}: {why}")));
+            }
+        }
         let mut stmt = conn.prepare("SELECT memory_id FROM memories")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

@@ -289,7 +289,17 @@ pub(crate) fn run_deadman(args: &VaultArgs, cmd: &DeadmanCommand) -> Result<()> 
                 None => println!("no dead-man switch for profile {}", args.profile),
                 Some(st) => {
                     let state = match (st.released_at_ms, st.due) {
-                        (Some(at), _) => format!("released {}", fmt_time(at)),
+                        (Some(at), _) => {
+                            let heirs = st.releases.first().map_or(st.heirs.len(), |r| r.heirs);
+                            let again = match st.releases.len() {
+                                0 | 1 => String::new(),
+                                n => format!(" (re-issued {} time(s) since)", n - 1),
+                            };
+                            format!(
+                                "released {} to {heirs} heir(s){again}; check-ins are refused from now on",
+                                fmt_time(at)
+                            )
+                        }
                         (None, true) => "DUE: the deadline passed; `aim vault deadman release` writes the packages".into(),
                         (None, false) => "armed".into(),
                     };
