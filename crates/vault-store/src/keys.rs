@@ -12,7 +12,7 @@
 //!
 //! The wrap's associated data binds the vault id, profile, slot id, kind, key epoch and the
 //! slot's parameters, so a slot cannot be moved to another profile or vault undetected.
-//! All other keys of a profile are HKDF-SHA256 subkeys of its DK ([`KeySet`]).
+//! All other keys of a profile are HKDF-SHA256 subkeys of its DK (`KeySet`).
 
 use std::fmt;
 use std::io::{Read, Write};
