@@ -57,7 +57,6 @@ fn connect_options(config: &ServerConfig) -> Result<SqliteConnectOptions> {
         // Statement and savepoint journals in memory: they only ever roll back work of the
         // open transaction, so they never need to survive a crash.
         .pragma("temp_store", "memory")
-        .pragma("cache_size", "-32768")
         .disable_statement_logging();
     Ok(opts)
 }

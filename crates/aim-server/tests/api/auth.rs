@@ -71,6 +71,81 @@ async fn replay_guard_holds_across_replicas_sharing_the_database() {
 }
 
 #[tokio::test]
+async fn verification_signatures_recorded_under_bare_digest_keys_are_still_replays() {
+    // Earlier versions stored a verification's replay keys as the bare SHA-256 hex of each
+    // signature; the current one leads them with the signed time. A server started on such a
+    // database still refuses replays of those signatures while they are fresh.
+    let h = Harness::start().await;
+    let a = h.agent_with("legacy", &["read_*"]).await;
+    let body = h.verification_body(&a, "read_file", None, json!({}));
+    let vpath = "/api/v1/sdk-api/verifications";
+    let headers = h.sign(&a, "POST", vpath, &body);
+    let (s, _) = h
+        .send(Method::POST, vpath, &headers, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Rewrite the stored keys as the previous version wrote them.
+    let url = format!("sqlite://{}", h.config.database_path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let done = sqlx::query(
+        "UPDATE verifications SET body_signature_hash = substr(body_signature_hash, 14), \
+         header_signature_hash = substr(header_signature_hash, 14)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    let (key,): (String,) = sqlx::query_as("SELECT body_signature_hash FROM verifications")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(key.len(), 64, "a bare hex digest: {key}");
+    drop(conn);
+    // A server started now (the upgraded replica) refuses the replay, with the same headers or
+    // with fresh ones.
+    let replica = aim_server::Server::start(h.config.clone()).await.unwrap();
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut rb = h
+            .http
+            .post(format!("{}{vpath}", replica.url()))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (k, v) in &headers {
+            rb = rb.header(*k, v);
+        }
+        async move {
+            let resp = rb.send().await.unwrap();
+            let status = resp.status();
+            let e: serde_json::Value = resp.json().await.unwrap();
+            (status, e)
+        }
+    };
+    let (s, e) = post(headers.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{e}");
+    assert_eq!(e["error"], "replayed request");
+    h.clock.advance(std::time::Duration::from_secs(1));
+    let (s, e) = post(h.sign(&a, "POST", vpath, &body)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{e}");
+    assert_eq!(e["error"], "replayed request");
+    // A fresh verification is accepted and stored under a current key.
+    let fresh = h.verification_body(&a, "read_file", None, json!({"n": 2}));
+    let mut rb = h
+        .http
+        .post(format!("{}{vpath}", replica.url()))
+        .body(fresh.clone());
+    for (k, v) in &h.sign(&a, "POST", vpath, &fresh) {
+        rb = rb.header(*k, v);
+    }
+    assert_eq!(rb.send().await.unwrap().status(), StatusCode::CREATED);
+    let (_, list) = h.admin(Method::GET, "/api/v1/verifications", None).await;
+    assert_eq!(list["total"], 2);
+    replica.shutdown().await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn stale_and_future_timestamps_are_refused() {
     let h = Harness::start().await;
     let a = h.agent_with("clocky", &["read_*"]).await;
