@@ -64,7 +64,7 @@ struct ServeOpts {
     /// Address to listen on.
     #[arg(long, env = "AIM_ADDR", default_value = aim_server::DEFAULT_ADDR)]
     addr: SocketAddr,
-    /// Base URL agents are told to use (`aim_url`); defaults to http://<addr>.
+    /// Base URL agents are told to use (`aim_url`); defaults to `http://ADDR`.
     #[arg(long, env = "AIM_PUBLIC_URL")]
     public_url: Option<String>,
     /// Seconds a pending verification waits for a person before it expires.
