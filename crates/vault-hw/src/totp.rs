@@ -322,6 +322,11 @@ impl TotpPresence {
         Ok(uri)
     }
 
+    /// Whether `session`'s profile has a TOTP secret enrolled.
+    pub fn is_enrolled(session: &Session<'_>) -> Result<bool> {
+        Ok(session.get_record(RECORD_NAMESPACE, RECORD_KEY)?.is_some())
+    }
+
     /// Loads the sealed secret and replay state from `session`'s profile.
     pub fn load(
         session: &Session<'_>,
@@ -372,6 +377,49 @@ impl TotpPresence {
         let step = self.totp.verify(code, now, *last)?;
         *last = Some(step);
         Ok(())
+    }
+}
+
+/// A TOTP enrolment that is stored only once the user proves their authenticator has the
+/// secret: show [`PendingTotp::provisioning_uri`] (or [`PendingTotp::secret_base32`]) once,
+/// ask for the first code, then [`PendingTotp::confirm`]. The confirming code's step is
+/// remembered, so it cannot be replayed afterwards.
+pub struct PendingTotp {
+    totp: Totp,
+}
+
+impl std::fmt::Debug for PendingTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTotp")
+            .field("totp", &self.totp)
+            .finish()
+    }
+}
+
+impl PendingTotp {
+    /// A fresh random secret with `params`.
+    pub fn generate(params: TotpParams) -> Result<Self> {
+        Ok(Self {
+            totp: Totp::generate(params)?,
+        })
+    }
+
+    /// The `otpauth://` URI for authenticator apps (contains the secret: show it once).
+    pub fn provisioning_uri(&self, issuer: &str, account: &str) -> Zeroizing<String> {
+        self.totp.provisioning_uri(issuer, account)
+    }
+
+    /// The secret in base32 (for typing into an app by hand; show it once).
+    pub fn secret_base32(&self) -> Zeroizing<String> {
+        base32_upper(self.totp.secret.expose())
+    }
+
+    /// Checks the user's first `code` at `unix_secs` and, only if it is right, stores the
+    /// secret sealed in `session`'s profile (replacing any earlier one). Returns the step.
+    pub fn confirm(self, session: &mut Session<'_>, code: &str, unix_secs: u64) -> Result<u64> {
+        let step = self.totp.verify(code, unix_secs, None)?;
+        save(session, &self.totp, Some(step))?;
+        Ok(step)
     }
 }
 

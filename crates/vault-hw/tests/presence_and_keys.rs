@@ -9,7 +9,7 @@ use vault_hw::fido2::{
     Authenticator, DEFAULT_RP_ID, Fido2KeySource, Fido2Presence, SoftAuthenticator,
     verify_assertion,
 };
-use vault_hw::totp::{CallbackCodeSource, Totp, TotpParams, TotpPresence};
+use vault_hw::totp::{CallbackCodeSource, PendingTotp, Totp, TotpParams, TotpPresence};
 use vault_store::{
     Argon2Params, Enrollment, ExternalKeySource, GateConfig, Gates, KeySource, ManualClock,
     MemoryInput, Presence, RecallRequest, Vault,
@@ -187,6 +187,65 @@ fn totp_presence_sealed_secret_and_replay_across_reload() {
     let wrong_is_right = totp.code_at(now_secs + 60).as_str() == "000000";
     assert_eq!(p2.confirm(&req).is_ok(), wrong_is_right);
     let _ = MemoryInput::text("unused");
+}
+
+#[test]
+fn pending_totp_is_stored_only_after_a_right_first_code_which_is_then_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path().join("v.db")).unwrap();
+    let mut s = vault
+        .create_profile("agent", Enrollment::passphrase_with("pw", fast()))
+        .unwrap();
+    let now = 1_700_000_000u64;
+    let pending = PendingTotp::generate(TotpParams::default()).unwrap();
+    let b32 = pending.secret_base32();
+    assert!(
+        pending
+            .provisioning_uri("Memory Vault", "agent")
+            .contains(b32.as_str())
+    );
+    assert!(!format!("{pending:?}").contains(b32.as_str()));
+    let totp = Totp::new(
+        aim_crypto::SecretBytes::new(base32_decode(&b32)),
+        TotpParams::default(),
+    )
+    .unwrap();
+    // A wrong first code stores nothing.
+    let right = totp.code_at(now).to_string();
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    assert!(matches!(
+        pending.confirm(&mut s, wrong, now),
+        Err(HwError::BadCode(_))
+    ));
+    assert!(!TotpPresence::is_enrolled(&s).unwrap());
+
+    let pending = PendingTotp::generate(TotpParams::default()).unwrap();
+    let totp = Totp::new(
+        aim_crypto::SecretBytes::new(base32_decode(&pending.secret_base32())),
+        TotpParams::default(),
+    )
+    .unwrap();
+    let first = totp.code_at(now).to_string();
+    let step = pending.confirm(&mut s, &first, now).unwrap();
+    assert!(TotpPresence::is_enrolled(&s).unwrap());
+    let clock = ManualClock::new(i64::try_from(now).unwrap() * 1000);
+    let p = TotpPresence::load(
+        &s,
+        Arc::new(CallbackCodeSource::new(|_| {
+            Ok(Zeroizing::new(String::new()))
+        })),
+        Arc::new(clock),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.last_accepted_step(), Some(step));
+    // The confirming code is spent; the next step's is not.
+    assert!(p.check(&first).is_err());
+    p.check(&totp.code_for_step(step + 1)).unwrap();
 }
 
 fn base32_decode(s: &str) -> Vec<u8> {

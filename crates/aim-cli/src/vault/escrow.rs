@@ -259,9 +259,9 @@ pub(crate) fn run_deadman(args: &VaultArgs, cmd: &DeadmanCommand) -> Result<()> 
             };
             config.validate()?;
             let vault = args.open()?;
-            let mut s = vault.unlock(&args.profile, args.key_source()?)?;
+            let mut s = args.unlock(&vault)?;
             let r = deadman_set(&mut s, config, *replace_overdue, &clock);
-            let closed = s.close();
+            let closed = args.close(s);
             let state = r?;
             closed?;
             println!(
@@ -275,9 +275,9 @@ pub(crate) fn run_deadman(args: &VaultArgs, cmd: &DeadmanCommand) -> Result<()> 
         }
         DeadmanCommand::CheckIn => {
             let vault = args.open()?;
-            let mut s = vault.unlock(&args.profile, args.key_source()?)?;
+            let mut s = args.unlock(&vault)?;
             let r = deadman_check_in(&mut s, &clock);
-            let closed = s.close();
+            let closed = args.close(s);
             let state = r?;
             closed?;
             println!("checked in; next deadline {}", fmt_time(state.deadline_ms));

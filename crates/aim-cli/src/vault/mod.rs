@@ -1,10 +1,12 @@
 //! `aim vault`: the encrypted memory vault.
 
 mod escrow;
+mod presence;
 mod secrets;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -43,6 +45,9 @@ pub(crate) struct VaultArgs {
         conflicts_with = "passphrase_fd"
     )]
     keyfile: Option<PathBuf>,
+    /// The presence gate, filled from the profile once it is unlocked.
+    #[arg(skip)]
+    presence: Arc<presence::EnrolledPresence>,
     #[command(subcommand)]
     command: VaultCommand,
 }
@@ -228,6 +233,26 @@ enum VaultCommand {
     /// Dead-man switch: set, check-in, status, release.
     #[command(subcommand)]
     Deadman(escrow::DeadmanCommand),
+    /// Physical-presence factors for level-5 recalls: enrol a TOTP, show what is enrolled.
+    #[command(subcommand)]
+    Presence(PresenceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PresenceCommand {
+    /// Enrol a TOTP authenticator app as the profile's presence factor. The secret is shown
+    /// once on the terminal (never on stdout), and stored sealed only after you type the
+    /// first code. Level-5 recalls and `backup --include-black` then ask for a code on the
+    /// terminal; without a terminal they are denied.
+    ///
+    /// Example: `aim vault presence enroll-totp --profile agent`
+    EnrollTotp {
+        /// Replace an enrolled TOTP (the old one stops working).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Show the profile's enrolled presence factors.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,10 +306,13 @@ enum GatesCommand {
     },
 }
 
-/// The gate implementations the CLI plugs in. The lead extends this (AIM-server approver,
-/// vault-hw presence) without touching the commands.
-pub(crate) fn build_gates() -> Gates {
-    Gates::new().approver(std::sync::Arc::new(TerminalApprover))
+/// The gate implementations the CLI plugs in: the approver (terminal), and the profile's
+/// enrolled presence factor (`presence`, filled at unlock). Boundary daemons come from the
+/// profile's authenticated configuration (`aim vault gates boundary`).
+pub(crate) fn build_gates(presence: Arc<presence::EnrolledPresence>) -> Gates {
+    Gates::new()
+        .approver(Arc::new(TerminalApprover))
+        .presence(presence)
 }
 
 fn default_path() -> Result<PathBuf> {
@@ -315,9 +343,29 @@ impl VaultArgs {
     fn open(&self) -> Result<Vault> {
         let path = self.path()?;
         Vault::options()
-            .gates(build_gates())
+            .gates(build_gates(self.presence.clone()))
             .open_existing(&path)
             .with_context(|| format!("cannot open the vault at {}", path.display()))
+    }
+
+    /// Unlocks the profile with `key` and loads its presence factor into the gates.
+    fn unlock_with<'v>(&self, vault: &'v Vault, key: KeySource) -> Result<Session<'v>> {
+        let s = vault.unlock(&self.profile, key)?;
+        self.presence.load(&s)?;
+        Ok(s)
+    }
+
+    /// Unlocks the profile (asking for its key) and loads its presence factor.
+    fn unlock<'v>(&self, vault: &'v Vault) -> Result<Session<'v>> {
+        self.unlock_with(vault, self.key_source()?)
+    }
+
+    /// Records used presence codes, then closes the session.
+    fn close(&self, mut s: Session<'_>) -> Result<()> {
+        let persisted = self.presence.persist(&mut s);
+        let closed = s.close();
+        persisted?;
+        Ok(closed?)
     }
 }
 
@@ -453,10 +501,10 @@ pub(crate) fn run(args: VaultArgs) -> Result<()> {
         _ => {
             let vault = args.open()?;
             let key = args.key_source()?;
-            let mut s = vault.unlock(&args.profile, key.clone())?;
+            let mut s = args.unlock_with(&vault, key.clone())?;
             let r = session_command(&args, &mut s, &key);
-            let closed = s.close();
-            r.and(closed.map_err(Into::into))
+            let closed = args.close(s);
+            r.and(closed)
         }
     }
 }
@@ -694,6 +742,10 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
             );
             Ok(())
         }
+        VaultCommand::Presence(PresenceCommand::EnrollTotp { replace }) => {
+            presence::enroll_totp(s, *replace)
+        }
+        VaultCommand::Presence(PresenceCommand::Show) => presence::show(s),
         _ => Err(anyhow!("internal: command not handled")),
     }
 }
