@@ -1,5 +1,6 @@
 //! `aim vault`: the encrypted memory vault.
 
+mod aim_approver;
 mod escrow;
 mod presence;
 mod secrets;
@@ -45,6 +46,11 @@ pub(crate) struct VaultArgs {
         conflicts_with = "passphrase_fd"
     )]
     keyfile: Option<PathBuf>,
+    /// Ask the AIM server, as this registered agent, for a person's approval of recalls that
+    /// need one (level 3 and up) instead of the terminal. The server URL and key protection
+    /// come from the usual AIM client settings (`AIM_SERVER`, `AIM_HOME`, `AIM_PASSPHRASE`, ...).
+    #[arg(long, env = "AIM_AGENT", global = true, value_name = "NAME")]
+    aim_agent: Option<String>,
     /// The presence gate, filled from the profile once it is unlocked.
     #[arg(skip)]
     presence: Arc<presence::EnrolledPresence>,
@@ -306,13 +312,19 @@ enum GatesCommand {
     },
 }
 
-/// The gate implementations the CLI plugs in: the approver (terminal), and the profile's
-/// enrolled presence factor (`presence`, filled at unlock). Boundary daemons come from the
-/// profile's authenticated configuration (`aim vault gates boundary`).
-pub(crate) fn build_gates(presence: Arc<presence::EnrolledPresence>) -> Gates {
-    Gates::new()
-        .approver(Arc::new(TerminalApprover))
-        .presence(presence)
+/// The gate implementations the CLI plugs in: the approver (the AIM server as `aim_agent`
+/// when given, else the terminal) and the profile's enrolled presence factor (`presence`,
+/// filled at unlock). Boundary daemons come from the profile's authenticated configuration
+/// (`aim vault gates boundary`).
+pub(crate) fn build_gates(
+    presence: Arc<presence::EnrolledPresence>,
+    aim_agent: Option<&str>,
+) -> Gates {
+    let approver: Arc<dyn vault_store::Approver> = match aim_agent {
+        Some(agent) => Arc::new(aim_approver::AimServerApprover::new(agent)),
+        None => Arc::new(TerminalApprover),
+    };
+    Gates::new().approver(approver).presence(presence)
 }
 
 fn default_path() -> Result<PathBuf> {
@@ -343,7 +355,10 @@ impl VaultArgs {
     fn open(&self) -> Result<Vault> {
         let path = self.path()?;
         Vault::options()
-            .gates(build_gates(self.presence.clone()))
+            .gates(build_gates(
+                self.presence.clone(),
+                self.aim_agent.as_deref(),
+            ))
             .open_existing(&path)
             .with_context(|| format!("cannot open the vault at {}", path.display()))
     }
