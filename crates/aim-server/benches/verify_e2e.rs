@@ -19,6 +19,10 @@ use aim_server::{Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The allocator the `aim` binary ships with, so the in-process server is measured as deployed.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A minimal HTTP/1.1 keep-alive client connection: the load generator should spend its CPU on
 /// signing, not on a general-purpose client's pooling and URL handling. It sends the same
 /// request the SDK sends (JSON body, four signature headers) and reads `Content-Length` bodies.
