@@ -53,3 +53,8 @@ pub use kdf::Argon2Params;
 pub use request::{RequestVerifier, SignedHeaders, SignedRequest};
 pub use secret::{SecretBytes, SecretKey};
 pub use zeroize::Zeroizing;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
