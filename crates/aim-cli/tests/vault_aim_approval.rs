@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::start;
+use support::{ok, refused, start};
 
 const PASSPHRASE: &str = "cli test passphrase";
 const KDF: &str = "argon2id$v=19$m=64,t=1,p=1";
@@ -41,24 +41,9 @@ fn vault_cmd(home: &Path, server: &str, vault: &Path, key: &Path, args: &[&str])
     c
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
 fn denied(o: &Output, reason: &str) {
-    assert!(
-        !o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    refused(o, reason);
     assert!(o.stdout.is_empty());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(reason), "{err}");
 }
 
 /// Waits for the pending verification of `vault_recall` on `memory`; returns its id.

@@ -1,46 +1,14 @@
 //! `aim vault` end to end, with secrets given on a file descriptor (stdin here).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-const FAST: &str = "argon2id$v=19$m=64,t=1,p=1";
+mod support;
 
-fn aim(vault: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aim"))
-        .arg("vault")
-        .arg("--vault")
-        .arg(vault)
-        .args(args)
-        .env_remove("AIM_VAULT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
+use support::{FAST_KDF as FAST, ok, refused, vault as aim};
 
 fn denied(o: &Output, reason: &str) {
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(reason), "{err}");
+    refused(o, reason);
     assert!(o.stdout.is_empty());
 }
 

@@ -1,51 +1,11 @@
 //! `aim vault escrow ...` and `aim vault deadman ...` end to end (secrets on stdin as fd 0).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-const FAST: &str = "argon2id$v=19$m=64,t=1,p=1";
+mod support;
 
-fn aim(vault: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aim"))
-        .arg("vault")
-        .arg("--vault")
-        .arg(vault)
-        .args(args)
-        .env_remove("AIM_VAULT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn fails(o: &Output, reason: &str) {
-    assert!(
-        !o.status.success(),
-        "stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(reason), "{err}");
-}
+use support::{FAST_KDF as FAST, ok, refused as fails, vault as aim};
 
 /// An age identity file and its recipient.
 fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vault_hw::totp::{Totp, TotpParams};
 
+mod support;
+
+use support::{ok, refused};
+
 fn aim_bin() -> &'static str {
     env!("CARGO_BIN_EXE_aim")
 }
@@ -32,25 +36,6 @@ fn aim_no_tty(vault: &Path, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .output()
         .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn refused(o: &Output, reason: &str) {
-    assert!(
-        !o.status.success(),
-        "stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(reason), "{err}");
 }
 
 fn quote(s: &str) -> String {

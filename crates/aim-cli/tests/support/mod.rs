@@ -94,3 +94,51 @@ impl Server {
         serde_json::from_str(&self.run(&all)).unwrap()
     }
 }
+
+/// Cheap Argon2id parameters for test profiles (never for real vaults).
+pub(crate) const FAST_KDF: &str = "argon2id$v=19$m=64,t=1,p=1";
+
+/// Runs `aim vault --vault VAULT ARGS`, writing `stdin` (secrets, as fd 0) to its input.
+pub(crate) fn vault(vault: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aim"))
+        .arg("vault")
+        .arg("--vault")
+        .arg(vault)
+        .args(args)
+        .env_remove("AIM_VAULT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that the command succeeded and returns its stdout.
+pub(crate) fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Asserts that the command failed, saying `reason` on stderr.
+pub(crate) fn refused(o: &Output, reason: &str) {
+    assert!(
+        !o.status.success(),
+        "unexpected success; stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(reason), "{err}");
+}
