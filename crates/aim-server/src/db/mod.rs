@@ -53,7 +53,7 @@ fn connect_options(config: &ServerConfig) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
-        .statement_cache_capacity(256)
+        .statement_cache_capacity(384)
         // Statement and savepoint journals in memory: they only ever roll back work of the
         // open transaction, so they never need to survive a crash.
         .pragma("temp_store", "memory")

@@ -4,7 +4,7 @@
 //! Each job runs inside its own SAVEPOINT, so a job that fails (say, a replayed signature hitting
 //! the replay guard's primary key) rolls back alone while the rest of the batch commits.
 //! Chunkable jobs (uniform writes that cannot fail on input, such as recording a verification)
-//! are sent to SQLite up to 16 at a time, as a few multi-row statements in one round trip: a
+//! are sent to SQLite up to 64 at a time, as a few multi-row statements in one round trip: a
 //! round trip to sqlx's connection thread, and each statement's journal of the pages it touches,
 //! cost far more than the rows themselves.
 
@@ -46,13 +46,14 @@ pub(crate) struct ChunkKind {
     parts: usize,
     /// The part only run when some item of the chunk needs it.
     optional_part: Option<usize>,
-    /// The built strings, by chunk size and `optional` (so the statements stay in the
-    /// prepared-statement cache).
-    sql: std::sync::OnceLock<Vec<String>>,
+    /// The built strings, by chunk size and `optional`, built on first use (so the statements
+    /// stay in the prepared-statement cache).
+    sql: [std::sync::OnceLock<String>; 2 * MAX_CHUNK],
 }
 
-/// Chunk sizes, largest first.
-const CHUNK_SIZES: [usize; 5] = [16, 8, 4, 2, 1];
+/// The most items sent in one chunk. A batch is sent as few chunks as possible (one for a batch
+/// of up to this many distinct keys): statements, not rows, are what cost.
+pub(crate) const MAX_CHUNK: usize = 64;
 
 impl ChunkKind {
     /// A kind whose items bind `parts` statement parts, `optional_part` of which is only run when
@@ -66,23 +67,14 @@ impl ChunkKind {
             build,
             parts,
             optional_part,
-            sql: std::sync::OnceLock::new(),
+            sql: [const { std::sync::OnceLock::new() }; 2 * MAX_CHUNK],
         }
     }
 
+    /// The statements for a chunk of `n` items (1 ≤ `n` ≤ [`MAX_CHUNK`]).
     fn sql_for(&self, n: usize, optional: bool) -> &str {
-        let all = self.sql.get_or_init(|| {
-            CHUNK_SIZES
-                .iter()
-                .flat_map(|k| [(self.build)(*k, false), (self.build)(*k, true)])
-                .collect()
-        });
-        let idx = CHUNK_SIZES
-            .iter()
-            .position(|k| *k == n)
-            .unwrap_or(CHUNK_SIZES.len() - 1);
-        all.get(idx * 2 + usize::from(optional))
-            .map_or("", String::as_str)
+        let n = n.clamp(1, MAX_CHUNK);
+        self.sql[(n - 1) * 2 + usize::from(optional)].get_or_init(|| (self.build)(n, optional))
     }
 }
 
@@ -177,8 +169,8 @@ impl Writer {
     }
 }
 
-/// Sends the pending chunkable items of one kind, in chunks of 16, 8, 4, 2, 1 (so the chunk
-/// statements stay in the prepared-statement cache), one round trip per chunk.
+/// Sends the pending chunkable items of one kind, in chunks of up to [`MAX_CHUNK`] items, one
+/// round trip per chunk.
 async fn run_chunks(
     conn: &mut SqliteConnection,
     pending: &mut Vec<Box<dyn ChunkItem>>,
@@ -186,12 +178,7 @@ async fn run_chunks(
 ) {
     let mut items = std::mem::take(pending).into_iter().peekable();
     while items.peek().is_some() {
-        let remaining = items.len();
-        let n = CHUNK_SIZES
-            .iter()
-            .copied()
-            .find(|k| *k <= remaining)
-            .unwrap_or(1);
+        let n = items.len().min(MAX_CHUNK);
         let chunk: Vec<Box<dyn ChunkItem>> = items.by_ref().take(n).collect();
         let kind = chunk[0].kind();
         let optional = chunk.iter().any(|i| i.needs_optional());
@@ -299,7 +286,7 @@ async fn run(
                         run_chunks(&mut tx, &mut pending, &mut completions).await;
                     }
                     pending.push(item);
-                    if pending.len() == CHUNK_SIZES[0] {
+                    if pending.len() == MAX_CHUNK {
                         run_chunks(&mut tx, &mut pending, &mut completions).await;
                     }
                 }

@@ -581,6 +581,55 @@ async fn concurrent_verifications_are_all_persisted() {
     h.stop().await;
 }
 
+/// Many agents at once, so the writer records large chunks (up to 64 items per statement):
+/// every answer matches its decision, and every verification is persisted exactly once with
+/// its own agent and status.
+#[tokio::test]
+async fn large_chunks_record_every_verification_once() {
+    let h = Harness::start().await;
+    let agents = futures::future::join_all(
+        (0..70).map(|i| h.agent_with(Box::leak(format!("w{i}").into_boxed_str()), &["read_*"])),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for a in &agents {
+        let ok = h.verification_body(a, "read_file", Some("r"), json!({}));
+        tasks.push(h.post_verification(a, ok));
+        let no = h.verification_body(a, "delete_database", Some("d"), json!({}));
+        tasks.push(h.post_verification(a, no));
+    }
+    let results = futures::future::join_all(tasks).await;
+    for (i, (status, body)) in results.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(*status, expected, "answer {i}: {body}");
+    }
+    let (_, list) = h
+        .admin(Method::GET, "/api/v1/verifications?limit=1000", None)
+        .await;
+    assert_eq!(list["total"], 140, "{list}");
+    let items = list["verifications"].as_array().unwrap();
+    for a in &agents {
+        let mine: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|v| v["agent_id"] == a.id.as_str())
+            .collect();
+        assert_eq!(mine.len(), 2, "agent {}: {mine:?}", a.id);
+        assert!(
+            mine.iter()
+                .any(|v| v["status"] == "approved" && v["action_type"] == "read_file")
+        );
+        assert!(
+            mine.iter()
+                .any(|v| v["status"] == "denied" && v["action_type"] == "delete_database")
+        );
+    }
+    h.stop().await;
+}
+
 /// Decision inputs are cached per server process, but a change committed by another replica
 /// (grant revoked, policy added, agent suspended) is never missed: the recording statement
 /// checks the configuration versions in its own transaction.
