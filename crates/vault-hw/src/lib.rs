@@ -8,6 +8,8 @@
 
 mod error;
 pub mod fido2;
+#[cfg(feature = "tpm")]
+pub mod swtpm;
 pub mod totp;
 #[cfg(feature = "tpm")]
 pub mod tpm;

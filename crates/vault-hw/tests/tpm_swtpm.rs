@@ -4,82 +4,17 @@
 #![cfg(feature = "tpm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use vault_hw::HwError;
+use vault_hw::swtpm::SoftwareTpm;
 use vault_hw::tpm::TpmKeySource;
 use vault_store::ExternalKeySource;
 
-/// A running swtpm; killed (by its own pid) when dropped.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    _state: tempfile::TempDir,
+fn start_swtpm() -> SoftwareTpm {
+    SoftwareTpm::start().unwrap()
 }
 
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two adjacent free ports on 127.0.0.1");
-}
-
-fn start_swtpm() -> Swtpm {
-    if Command::new("swtpm").arg("--version").output().is_err() {
-        panic!(
-            "swtpm is not installed: run `cargo xtask system-deps` (or `apt-get install swtpm swtpm-tools`)"
-        );
-    }
-    for _ in 0..5 {
-        let state = tempfile::tempdir().unwrap();
-        let port = free_port_pair();
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2"])
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.path().display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start swtpm");
-        let mut tpm = Swtpm {
-            child,
-            port,
-            _state: state,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = tpm.child.try_wait() {
-                break; // exited (port taken meanwhile?): try other ports
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return tpm;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    panic!("swtpm did not start listening");
-}
-
-fn source(tpm: &Swtpm) -> TpmKeySource {
-    TpmKeySource::new(format!("swtpm:host=127.0.0.1,port={}", tpm.port))
+fn source(tpm: &SoftwareTpm) -> TpmKeySource {
+    tpm.key_source()
 }
 
 #[test]

@@ -46,6 +46,11 @@ pub(crate) struct VaultArgs {
         conflicts_with = "passphrase_fd"
     )]
     keyfile: Option<PathBuf>,
+    /// Unlock with the TPM the profile was sealed to (TCTI from `AIM_TPM_TCTI`, e.g.
+    /// `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`).
+    #[cfg(feature = "tpm")]
+    #[arg(long, global = true, conflicts_with_all = ["passphrase_fd", "keyfile"])]
+    tpm: bool,
     /// Ask the AIM server, as this registered agent, for a person's approval of recalls that
     /// need one (level 3 and up) instead of the terminal. The server URL and key protection
     /// come from the usual AIM client settings (`AIM_SERVER`, `AIM_HOME`, `AIM_PASSPHRASE`, ...).
@@ -275,6 +280,10 @@ enum ProfileCommand {
         /// Create the key file (32 random bytes, mode 0600).
         #[arg(long, requires = "with_keyfile")]
         new_keyfile: bool,
+        /// Seal the profile's key to the TPM (TCTI from `AIM_TPM_TCTI`); unlock with `--tpm`.
+        #[cfg(feature = "tpm")]
+        #[arg(long, conflicts_with = "with_keyfile")]
+        with_tpm: bool,
         /// Argon2id parameter set for a passphrase: interactive, moderate, sensitive.
         #[arg(long, default_value = "moderate")]
         kdf: String,
@@ -346,6 +355,12 @@ impl VaultArgs {
         if let Some(k) = &self.keyfile {
             return Ok(KeySource::key_file(k));
         }
+        #[cfg(feature = "tpm")]
+        if self.tpm {
+            return Ok(KeySource::external(Arc::new(
+                vault_hw::tpm::TpmKeySource::from_env(),
+            )));
+        }
         Ok(KeySource::passphrase(secrets::read(
             self.source(),
             &format!("Passphrase for profile `{}`", self.profile),
@@ -412,8 +427,19 @@ pub(crate) fn run(args: VaultArgs) -> Result<()> {
             new_keyfile,
             kdf,
             kdf_params,
+            #[cfg(feature = "tpm")]
+            with_tpm,
         }) => {
             let vault = args.open()?;
+            #[cfg(feature = "tpm")]
+            if *with_tpm {
+                let source = Arc::new(vault_hw::tpm::TpmKeySource::from_env());
+                vault
+                    .create_profile(name, Enrollment::External(source))?
+                    .close()?;
+                println!("created profile {name} (sealed to the TPM; unlock with --tpm)");
+                return Ok(());
+            }
             let enrollment = match with_keyfile {
                 Some(kf) => {
                     if *new_keyfile {
@@ -770,11 +796,12 @@ fn rotate(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource, batch: usize) 
     let enrollment = match key {
         _ if s.rotation_pending() => None,
         KeySource::KeyFile(k) => Some(Enrollment::key_file(k)),
+        KeySource::External(source) => Some(Enrollment::External(source.clone())),
         KeySource::Passphrase(p) => Some(Enrollment::passphrase_with(
             p.clone(),
             s.passphrase_params()?.unwrap_or(Argon2Params::MODERATE),
         )),
-        _ => bail!("rotate with a passphrase or key file"),
+        _ => bail!("rotate with a passphrase, a key file or the TPM"),
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
