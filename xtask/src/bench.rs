@@ -8,7 +8,7 @@
 //!   cannot express: ratios to a baseline measured in the same run, p50/p99 latency, peak memory.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
@@ -78,13 +78,9 @@ pub(crate) fn run(root: &Path, rest: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo bench failed ({status})");
     }
-    let criterion = collect_criterion(&target_dir(root).join("criterion"), started)?;
+    let criterion = collect_criterion(&crate::target_dir(root).join("criterion"), started)?;
     print_summary(&criterion, &results);
     Ok(())
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 /// One criterion measurement.

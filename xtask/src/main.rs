@@ -94,6 +94,11 @@ fn interop(root: &std::path::Path) -> Result<()> {
     cmd::run("bash", &[script.to_string_lossy().as_ref()])
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `ROOT/target`).
+pub(crate) fn target_dir(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
 /// The directory holding the workspace `Cargo.toml` (the parent of `xtask/`).
 fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -36,7 +36,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     };
     cmd::cargo(&["build", "-p", "aim-cli", "--bin", "aim"])?;
     cmd::cargo(&["build", "-p", "aim-client", "--example", "quickstart"])?;
-    let target = target_dir(root);
+    let target = crate::target_dir(root);
     let aim = target.join("debug").join("aim");
     let example = target.join("debug").join("examples").join("quickstart");
 
@@ -138,9 +138,4 @@ fn read_admin_key(stdout: std::process::ChildStdout) -> Result<String> {
 fn free_loopback_addr() -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
     Ok(listener.local_addr()?.to_string())
-}
-
-/// Cargo's target directory (`CARGO_TARGET_DIR` or `ROOT/target`).
-fn target_dir(root: &Path) -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into)
 }

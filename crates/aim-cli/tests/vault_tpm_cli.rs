@@ -5,23 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use vault_hw::swtpm::SoftwareTpm;
 
 mod support;
 
-use support::{ok, refused};
+use support::{ok, refused, vault_command};
 
 /// `aim vault --vault V ARGS` against the TPM at `tcti`, with empty stdin.
 fn aim(vault: &Path, tcti: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aim"))
-        .arg("vault")
-        .arg("--vault")
-        .arg(vault)
-        .args(args)
+    vault_command(vault, args)
         .env("AIM_TPM_TCTI", tcti)
-        .env_remove("AIM_VAULT")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()

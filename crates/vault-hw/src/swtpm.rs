@@ -5,7 +5,6 @@
 //! another. The process is killed when the value is dropped.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,8 @@ use crate::{HwError, Result};
 pub struct SoftwareTpm {
     child: Child,
     port: u16,
-    state: PathBuf,
+    /// Removed when dropped, after the process is killed.
+    _state: tempfile::TempDir,
 }
 
 impl SoftwareTpm {
@@ -31,11 +31,14 @@ impl SoftwareTpm {
             ));
         }
         for _ in 0..5 {
-            let state = new_state_dir()?;
+            let state = tempfile::Builder::new()
+                .prefix("aim-swtpm-")
+                .tempdir()
+                .map_err(|e| HwError::Unavailable(format!("cannot create a TPM state dir: {e}")))?;
             let port = free_port_pair()?;
             let child = Command::new("swtpm")
                 .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={}", state.display()))
+                .arg(format!("dir={}", state.path().display()))
                 .arg("--server")
                 .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
                 .arg("--ctrl")
@@ -45,7 +48,11 @@ impl SoftwareTpm {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| HwError::Unavailable(format!("cannot start swtpm: {e}")))?;
-            let mut tpm = Self { child, port, state };
+            let mut tpm = Self {
+                child,
+                port,
+                _state: state,
+            };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = tpm.child.try_wait() {
@@ -77,28 +84,7 @@ impl Drop for SoftwareTpm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state);
     }
-}
-
-/// A new private (0700) directory for the TPM's state.
-fn new_state_dir() -> Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let name = format!(
-        "aim-swtpm-{}-{}",
-        std::process::id(),
-        hex_nonce(aim_crypto::random::random_array::<8>()?)
-    );
-    let dir = std::env::temp_dir().join(name);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| HwError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-fn hex_nonce(bytes: [u8; 8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A port `p` such that `p` and `p + 1` are free on 127.0.0.1 (swtpm's server and control).

@@ -98,16 +98,22 @@ impl Server {
 /// Cheap Argon2id parameters for test profiles (never for real vaults).
 pub(crate) const FAST_KDF: &str = "argon2id$v=19$m=64,t=1,p=1";
 
+/// `aim vault --vault VAULT ARGS`, ready to run.
+pub(crate) fn vault_command(vault: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aim"));
+    cmd.arg("vault")
+        .arg("--vault")
+        .arg(vault)
+        .args(args)
+        .env_remove("AIM_VAULT");
+    cmd
+}
+
 /// Runs `aim vault --vault VAULT ARGS`, writing `stdin` (secrets, as fd 0) to its input.
 pub(crate) fn vault(vault: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aim"))
-        .arg("vault")
-        .arg("--vault")
-        .arg(vault)
-        .args(args)
-        .env_remove("AIM_VAULT")
+    let mut child = vault_command(vault, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
