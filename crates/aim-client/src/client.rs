@@ -115,12 +115,23 @@ impl AimClient {
     /// half with the server (needs `config.api_key`) and stores the identity. A second call
     /// with the same name loads and does not register again.
     pub async fn secure_with(name: &str, config: ClientConfig) -> Result<Self> {
-        let store = CredentialStore::new(config.home_dir()?, config.kdf_params);
-        if let Some(identity) = store.load(name, &config.key_protection)? {
-            tracing::debug!(agent = name, "loaded stored agent identity");
-            return Self::new(config, identity);
+        match Self::load(name, config.clone())? {
+            Some(client) => Ok(client),
+            None => Self::register(name, config, RegistrationDetails::default()).await,
         }
-        Self::register(name, config, RegistrationDetails::default()).await
+    }
+
+    /// A client for the stored identity `name`, or `None` when none is stored (never
+    /// registers).
+    pub fn load(name: &str, config: ClientConfig) -> Result<Option<Self>> {
+        let store = CredentialStore::new(config.home_dir()?, config.kdf_params);
+        match store.load(name, &config.key_protection)? {
+            Some(identity) => {
+                tracing::debug!(agent = name, "loaded stored agent identity");
+                Self::new(config, identity).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Generates a key pair, registers it as agent `name` and stores the identity, replacing

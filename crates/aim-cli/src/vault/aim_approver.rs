@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use aim_client::{ActionRequest, AimClient, ClientConfig, CredentialStore, Error};
+use aim_client::{ActionRequest, AimClient, ClientConfig, Error};
 use vault_store::{Approval, ApprovalRequest, Approver, GateError};
 
 /// The action the server is asked about.
@@ -52,11 +52,7 @@ impl AimServerApprover {
             .map_err(|e| GateError::Unavailable(format!("AIM client configuration: {e}")))?;
         // An interactive wait: poll every half second at first.
         config.poll.initial = Duration::from_millis(500);
-        let home = config
-            .home_dir()
-            .map_err(|e| GateError::Unavailable(e.to_string()))?;
-        let identity = CredentialStore::new(home, config.kdf_params)
-            .load(agent, &config.key_protection)
+        let client = AimClient::load(agent, config)
             .map_err(|e| {
                 GateError::Unavailable(format!("cannot load agent identity `{agent}`: {e}"))
             })?
@@ -65,8 +61,6 @@ impl AimServerApprover {
                     "no stored identity for agent `{agent}`; register it with `aim agent register {agent}`"
                 ))
             })?;
-        let client = AimClient::new(config, identity)
-            .map_err(|e| GateError::Unavailable(format!("AIM client: {e}")))?;
         match client.verify_action(request).await {
             Ok(a) => match a.approved_by.as_deref() {
                 Some(person) if !person.is_empty() && person != "system" => Ok(Approval {
