@@ -259,9 +259,18 @@ fn last_real_slot_cannot_be_removed() {
 
 #[test]
 fn nothing_readable_at_rest() {
+    // Needles long enough that random ciphertext bytes never match them by chance (a two-byte
+    // passphrase such as the fixture's "pw" does, now and then).
+    const PASSPHRASE: &str = "quartz-walrus-passphrase";
     let f = Fixture::new();
-    let v = f.with_profile();
-    let mut s = v.unlock("agent", pw()).unwrap();
+    let v = f.open();
+    v.create_profile("agent", Enrollment::passphrase_with(PASSPHRASE, fast()))
+        .unwrap()
+        .close()
+        .unwrap();
+    let mut s = v
+        .unlock("agent", KeySource::passphrase(PASSPHRASE))
+        .unwrap();
     s.store(
         MemoryInput::text("zebracorn launch code 4242")
             .metadata(br#"{"topic":"hippogriff"}"#.to_vec())
@@ -284,8 +293,8 @@ fn nothing_readable_at_rest() {
         "hippogriff",
         "unicornitag",
         "marmoset",
-        "4242",
-        "pw",
+        "code 4242",
+        PASSPHRASE,
     ] {
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
