@@ -27,6 +27,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let started = Instant::now();
 
     step("system packages", system::ensure_packages)?;
+    step("cargo tools", || crate::tools::CARGO_DENY.ensure())?;
     step("formatting", || cmd::cargo(&["fmt", "--all", "--check"]))?;
     step("clippy", || {
         cmd::cargo(&[

@@ -53,9 +53,7 @@ impl AdvisorySource {
 
 /// Runs every cargo-deny check (licences, bans, sources, advisories).
 pub(crate) fn check(root: &Path, source: &AdvisorySource) -> Result<()> {
-    if !cmd::succeeds("cargo", &["deny", "--version"]) {
-        bail!("cargo-deny is not installed; run: cargo install cargo-deny --locked");
-    }
+    crate::tools::CARGO_DENY.ensure()?;
     match source {
         AdvisorySource::Online => cmd::cargo(&["deny", "check"]),
         AdvisorySource::Local(db) => {

@@ -14,6 +14,7 @@ mod deny;
 mod fuzz;
 mod quickstart;
 mod system;
+mod tools;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,8 @@ cargo xtask <task> [options]
 Tasks:
   ci [--advisory-db PATH] [--skip-interop]
         fmt, clippy, tests, docs, cargo-deny and the SDK interop test, failing fast.
+        Installs what it needs: system packages (as root on Debian; otherwise it
+        prints the apt-get line) and cargo-deny (cargo install, no root needed).
         The RustSec database is taken from --advisory-db, else $AIM_ADVISORY_DB,
         else ../shared/advisory-db when it exists (offline); otherwise it is fetched.
   bench [-p CRATE]... [FILTER]
