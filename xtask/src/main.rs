@@ -12,6 +12,7 @@ mod ci;
 mod cmd;
 mod deny;
 mod fuzz;
+mod postgres;
 mod quickstart;
 mod system;
 mod tools;
@@ -46,6 +47,9 @@ Tasks:
   deny [--advisory-db PATH]
         cargo deny check (licences, bans, sources, advisories), offline when a local
         advisory database is found (same discovery as ci).
+  postgres
+        starts a throwaway PostgreSQL cluster (data under target/xtask, free loopback
+        port, password auth), prints AIM_TEST_DATABASE_URL=..., stops it on Enter.
   system-deps
         checks (and, as root on Debian, installs) the system packages the build needs.
 ";
@@ -70,6 +74,7 @@ fn run() -> Result<()> {
         Some("interop") => interop(&root),
         Some("quickstart") => quickstart::run(&root, &rest),
         Some("system-deps") => system::ensure_packages(),
+        Some("postgres") => postgres::serve(&root),
         Some("deny") => {
             let flag = match rest.as_slice() {
                 [f, path] if f == "--advisory-db" => Some(path.as_str()),

@@ -2,7 +2,7 @@
 //!
 //! The default build of every crate needs no system library; `--all-features` (which CI uses)
 //! needs `libtss2-dev` (feature `tpm`) and `libudev-dev` (feature `fido2`), and the TPM tests
-//! need `swtpm`.
+//! need `swtpm`; the server's PostgreSQL tests need Debian's `postgresql` server binaries.
 
 use anyhow::{Result, bail};
 
@@ -41,6 +41,11 @@ const PACKAGES: &[Package] = &[
         why: "swtpm_setup, used to manufacture a fresh software TPM state",
         // `swtpm_setup --version` exits 1; `--help` exits 0.
         present: || cmd::succeeds("swtpm_setup", &["--help"]),
+    },
+    Package {
+        name: "postgresql",
+        why: "the PostgreSQL server the server's tests run against (a throwaway cluster)",
+        present: || std::path::Path::new("/usr/lib/postgresql").is_dir(),
     },
 ];
 

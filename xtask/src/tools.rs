@@ -42,12 +42,18 @@ impl CargoTool {
             "==> installing {} {} ({} on 2 cores)",
             self.package, self.version, self.install_time
         );
-        cmd::cargo(&["install", self.package, "--version", self.version, "--locked"])
-            .with_context(|| {
-                format!(
-                    "could not install {}; run: cargo install {} --version {} --locked",
-                    self.package, self.package, self.version
-                )
-            })
+        cmd::cargo(&[
+            "install",
+            self.package,
+            "--version",
+            self.version,
+            "--locked",
+        ])
+        .with_context(|| {
+            format!(
+                "could not install {}; run: cargo install {} --version {} --locked",
+                self.package, self.package, self.version
+            )
+        })
     }
 }
