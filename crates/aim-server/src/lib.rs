@@ -32,18 +32,22 @@ mod decision_cache;
 mod error;
 mod http;
 mod init;
+mod listen;
 mod metrics;
 pub mod model;
+mod ratelimit;
 mod routes;
 mod scores;
 mod server;
 mod state;
 mod sweep;
+mod tls;
 pub mod trust;
 
 pub use apikey::{API_KEY_PREFIX, ApiKeySecret};
 pub use config::{
-    Clock, DEFAULT_ADDR, DEFAULT_MAX_BODY_BYTES, LogFormat, ManualClock, ServerConfig, SystemClock,
+    Clock, DEFAULT_ADDR, DEFAULT_MAX_BODY_BYTES, Limits, LogFormat, ManualClock, MetricsToken,
+    Rate, ServerConfig, SystemClock, TlsFiles,
 };
 pub use error::{Error, Result};
 pub use init::{InitOutput, init, is_initialized};

@@ -181,6 +181,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
+/// The separate metrics listener: `/metrics` only.
+pub(crate) fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(health::metrics_listener))
+        .fallback(http::fallback)
+        .with_state(state)
+}
+
 /// Builds the application: routes, OpenAPI document, and the middleware stack.
 pub(crate) fn router(state: AppState) -> axum::Router {
     let limit = state.config.max_body_bytes;
@@ -193,6 +201,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .layer(axum::Extension(doc))
         .fallback(http::fallback)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn(http::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
