@@ -157,7 +157,9 @@ fn main() {
         .thread_name("aim-server")
         .build()
         .unwrap();
-    let config = ServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().unwrap());
+    // Default limits (rate limits on): the measured load must pass through them.
+    let mut config = ServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().unwrap());
+    config.metrics_token = Some(aim_server::MetricsToken::new(METRICS_TOKEN).unwrap());
     let (server, admin_key) = server_rt.block_on(async {
         let init = aim_server::init(&config, "Bench", "admin@bench.test")
             .await
@@ -267,12 +269,7 @@ fn main() {
     let stored: i64 = server_rt.block_on(async {
         let (_, body) = (
             0,
-            reqwest::get(format!("{}/metrics", server.url()))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
+            metrics(&server.url()).await.unwrap().text().await.unwrap(),
         );
         let line = body
             .lines()
@@ -282,12 +279,7 @@ fn main() {
         line.rsplit(' ').next().unwrap().parse().unwrap_or(0)
     });
     let batches = server_rt.block_on(async {
-        let text = reqwest::get(format!("{}/metrics", server.url()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics(&server.url()).await.unwrap().text().await.unwrap();
         let get = |name: &str| {
             text.lines()
                 .find(|l| l.starts_with(name))
@@ -320,4 +312,15 @@ fn main() {
          SQLite WAL synchronous=FULL; clients on the same 2 cores) target>=5000/s,p99<=25ms {verdict}",
         batches.0, batches.1, batches.2
     );
+}
+
+/// The bench server's `/metrics` token.
+const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
+
+async fn metrics(url: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(format!("{url}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
 }
