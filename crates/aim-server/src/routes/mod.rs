@@ -52,7 +52,10 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Signature",
                 "Ed25519 request signature: headers X-Agent-ID, X-Signature, X-Timestamp \
-                 (and optionally X-Public-Key) over `METHOD\\nPATH\\nTIMESTAMP[\\nBODY]`.",
+                 (and optionally X-Public-Key). v1 (the AIM SDK's): over \
+                 `METHOD\\nPATH\\nTIMESTAMP[\\nBODY]`. v2 (`X-AIM-Signature-Version: 2`, \
+                 `X-AIM-Nonce`): over `AIM-REQUEST-V2`, agent id, method, path with query, \
+                 server origin, timestamp, nonce and body SHA-256, one per line.",
             ))),
         );
     }
