@@ -195,10 +195,13 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
         }
     }
     let key = presented_key(req.headers()).map(<[u8]>::to_vec);
-    let agent = req
-        .headers()
-        .get("x-agent-id")
-        .map(|v| v.as_bytes().to_vec());
+    // The agent's canonical id, so spelling one UUID several ways does not multiply its budget.
+    let agent = req.headers().get("x-agent-id").map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
+            .map_or_else(|| v.as_bytes().to_vec(), |u| u.as_bytes().to_vec())
+    });
     if let Some(k) = &key
         && let Err(wait) = limits.per_api_key.check(k)
     {

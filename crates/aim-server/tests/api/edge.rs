@@ -150,6 +150,11 @@ async fn per_agent_rate_limit_answers_429_with_retry_after() {
     assert!(retry_after(&resp) >= 1);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("agent"), "{body}");
+    // The same agent id spelled in upper case shares the agent's bucket.
+    let mut headers = h.sign(&a, "GET", &path(&a), b"");
+    headers[0].1 = a.id.to_uppercase();
+    let (s, _) = h.send(Method::GET, &path(&a), &headers, None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     let (s, _) = h.as_agent(&b, Method::GET, &path(&b), None).await;
     assert_eq!(s, StatusCode::OK);
     // Ten forged requests in the victim's name (signed with another key): 401, not counted.
