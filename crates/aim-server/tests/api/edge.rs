@@ -461,7 +461,6 @@ async fn tls_round_trip_and_reload_when_the_files_change() {
         .send()
         .await;
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != StatusCode::OK));
-    // A v2-signed client talks to it with its https origin (aim-client tests cover this too).
     let second = files.renew();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !healthz(&client_trusting(&second), &url).await {
