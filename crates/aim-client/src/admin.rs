@@ -44,6 +44,7 @@ impl AdminClient {
                 request_timeout: config.request_timeout,
                 clock: Arc::new(SystemClock),
                 recent: Default::default(),
+                scheme: config.request_signatures,
             },
             http: crate::client::http_client(config)?,
             api_key,

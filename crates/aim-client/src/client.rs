@@ -92,6 +92,7 @@ impl AimClient {
             request_timeout: config.request_timeout,
             clock,
             recent: Default::default(),
+            scheme: config.request_signatures,
         };
         let http = http_client(&config)?;
         Ok(Self {
@@ -176,6 +177,7 @@ impl AimClient {
             request_timeout: config.request_timeout,
             clock: Arc::new(SystemClock),
             recent: Default::default(),
+            scheme: config.request_signatures,
         };
         let http = http_client(&config)?;
         let response = transport

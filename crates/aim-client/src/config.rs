@@ -145,6 +145,9 @@ pub struct ClientConfig {
     pub key_protection: KeyProtection,
     /// Argon2id cost for passphrase protection (stored with each file).
     pub kdf_params: Argon2Params,
+    /// Which request-signature scheme agent requests use: v2 (default; covers the agent id,
+    /// query string, server origin and a nonce) or the AIM SDK's v1 for servers that predate v2.
+    pub request_signatures: aim_crypto::SignatureVersion,
 }
 
 impl Default for ClientConfig {
@@ -161,6 +164,7 @@ impl Default for ClientConfig {
             aim_home: None,
             key_protection: KeyProtection::Auto,
             kdf_params: Argon2Params::INTERACTIVE,
+            request_signatures: aim_crypto::SignatureVersion::V2,
         }
     }
 }

@@ -109,6 +109,8 @@ pub(crate) struct Transport {
     pub(crate) clock: Arc<dyn Clock>,
     /// (second, digest of method/path/body) signed recently; see [`Transport::fresh_second`].
     pub(crate) recent: RecentSignatures,
+    /// The request-signature scheme of agent requests.
+    pub(crate) scheme: aim_crypto::SignatureVersion,
 }
 
 /// Shared record of (Unix second, SHA-256 of method/path/body) signed recently.
@@ -128,9 +130,6 @@ impl Transport {
         deadline: Option<Instant>,
     ) -> Result<HttpResponse> {
         let url = format!("{}{}", self.base, path_and_query);
-        let path = path_and_query
-            .split_once('?')
-            .map_or(path_and_query, |(p, _)| p);
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
         loop {
@@ -153,17 +152,9 @@ impl Transport {
             }
             request = match auth {
                 Auth::Agent { identity, api_key } => {
-                    let unix = self.fresh_second(method.as_str(), path, bytes).await;
-                    let headers = identity.keypair().sign_request(
-                        identity.agent_id(),
-                        method.as_str(),
-                        path,
-                        unix,
-                        bytes,
-                    );
-                    for (name, value) in headers.pairs() {
-                        request = request.header(name, value);
-                    }
+                    request = self
+                        .sign_agent(request, identity, method.as_str(), path_and_query, bytes)
+                        .await?;
                     match api_key {
                         Some(key) => request.header(HEADER_API_KEY, key.expose()),
                         None => request,
@@ -224,6 +215,52 @@ impl Transport {
     /// requests (a retry, or fast polls of the same verification) signed in the same second
     /// would carry the same signature and the second would be refused as a replay, so the
     /// client waits for the next second instead.
+    /// Adds the agent's signature headers: v2 (a fresh nonce, the server's origin, the path
+    /// with its query) or the SDK's v1 (path only, a second not used for the same request).
+    async fn sign_agent(
+        &self,
+        request: reqwest::RequestBuilder,
+        identity: &AgentIdentity,
+        method: &str,
+        path_and_query: &str,
+        bytes: &[u8],
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut request = request;
+        match self.scheme {
+            aim_crypto::SignatureVersion::V2 => {
+                let origin = aim_crypto::request_v2::origin_of(&self.base)?;
+                let nonce = aim_crypto::request_v2::new_nonce()?;
+                let timestamp = self.unix_now().to_string();
+                let signed = identity.keypair().sign_request_v2(&aim_crypto::RequestV2 {
+                    agent_id: identity.agent_id(),
+                    method,
+                    path_and_query,
+                    origin: &origin,
+                    timestamp: &timestamp,
+                    nonce: &nonce,
+                    body: bytes,
+                })?;
+                for (name, value) in signed.pairs() {
+                    request = request.header(name, value);
+                }
+            }
+            aim_crypto::SignatureVersion::V1 => {
+                let path = path_and_query
+                    .split_once('?')
+                    .map_or(path_and_query, |(p, _)| p);
+                let unix = self.fresh_second(method, path, bytes).await;
+                let headers =
+                    identity
+                        .keypair()
+                        .sign_request(identity.agent_id(), method, path, unix, bytes);
+                for (name, value) in headers.pairs() {
+                    request = request.header(name, value);
+                }
+            }
+        }
+        Ok(request)
+    }
+
     async fn fresh_second(&self, method: &str, path: &str, body: &[u8]) -> u64 {
         let mut message = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
         message.extend_from_slice(method.as_bytes());

@@ -13,7 +13,8 @@ use aim_client::{
     TransportKind,
 };
 use aim_crypto::canonical::parse;
-use aim_crypto::{ActionPayload, AgentKeypair, RequestVerifier, SignedRequest};
+use aim_crypto::request_v2::origin_of;
+use aim_crypto::{ActionPayload, AgentKeypair, RequestV2, RequestVerifier, SignedRequest};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +105,41 @@ fn fast_retry(attempts: u32) -> RetryPolicy {
 
 const APPROVED: &str = r#"{"id": "11111111-2222-3333-4444-555555555555", "status": "approved", "approved_by": "system"}"#;
 
+/// With `request_signatures = V1` (servers that predate v2) the client signs as the AIM SDK
+/// does: no version header, no nonce, the path without its query.
+#[tokio::test]
+async fn v1_signatures_on_request() {
+    let (stub, url) = start_stub(vec![Canned::Status(201, APPROVED, None)]).await;
+    let keypair = AgentKeypair::generate().unwrap();
+    let identity = AgentIdentity::new("stub-agent", AGENT_ID, &url, keypair.clone()).unwrap();
+    let mut config = ClientConfig::new(&url).with_api_key(ApiKey::new("aim_test_key").unwrap());
+    config.request_signatures = aim_crypto::SignatureVersion::V1;
+    let client = AimClient::new(config, identity).unwrap();
+    client
+        .verify_action(&ActionRequest::new("read_database"))
+        .await
+        .unwrap();
+    let seen = stub.seen.lock().unwrap().clone();
+    let s = &seen[0];
+    assert!(s.headers.get("x-aim-signature-version").is_none());
+    assert!(s.headers.get("x-aim-nonce").is_none());
+    let h = |n: &str| s.headers.get(n).unwrap().to_str().unwrap().to_owned();
+    let ts = h("x-timestamp");
+    RequestVerifier::default()
+        .verify(
+            &keypair.public_key(),
+            &SignedRequest {
+                method: "POST",
+                path: &s.path,
+                timestamp: &ts,
+                signature: &h("x-signature"),
+                body: &s.body,
+            },
+            ts.parse().unwrap(),
+        )
+        .unwrap();
+}
+
 #[tokio::test]
 async fn retries_503_and_429_honouring_retry_after_and_re_signs_each_attempt() {
     let (stub, url) = start_stub(vec![
@@ -131,19 +167,25 @@ async fn retries_503_and_429_honouring_retry_after_and_re_signs_each_attempt() {
         assert_eq!(h("x-agent-id"), AGENT_ID);
         assert_eq!(h("x-api-key"), "aim_test_key");
         assert_eq!(h("x-public-key"), keypair.public_key().to_b64());
-        let (ts, sig) = (h("x-timestamp"), h("x-signature"));
-        // The header signature covers the exact bytes sent.
+        let (ts, sig, nonce) = (h("x-timestamp"), h("x-signature"), h("x-aim-nonce"));
+        assert_eq!(h("x-aim-signature-version"), "2");
+        // The header signature (v2, the default) covers the exact bytes sent, the agent id,
+        // the path and this server's origin.
         let now: u64 = ts.parse().unwrap();
         RequestVerifier::default()
-            .verify(
+            .verify_v2(
                 &keypair.public_key(),
-                &SignedRequest {
+                &RequestV2 {
+                    agent_id: AGENT_ID,
                     method: "POST",
-                    path: &s.path,
+                    path_and_query: &s.path,
+                    origin: &origin_of(&url).unwrap(),
                     timestamp: &ts,
-                    signature: &sig,
+                    nonce: &nonce,
                     body: &s.body,
                 },
+                &sig,
+                &origin_of(&url).unwrap(),
                 now,
             )
             .unwrap();
@@ -163,10 +205,10 @@ async fn retries_503_and_429_honouring_retry_after_and_re_signs_each_attempt() {
                 body.get("signature").unwrap().as_str().unwrap(),
             )
             .unwrap();
-        signatures.push((ts, sig));
+        signatures.push((nonce, sig));
     }
-    // Every attempt was signed afresh in a new second: the server's replay guard would reject
-    // a repeated signature.
+    // Every attempt was signed afresh with a new nonce: the server's replay guard would reject
+    // a repeated one.
     for pair in signatures.windows(2) {
         assert_ne!(pair[0].0, pair[1].0);
         assert_ne!(pair[0].1, pair[1].1);

@@ -78,6 +78,25 @@ pub enum CryptoError {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
+    /// A field of a v2 request signature is malformed (newline, wrong alphabet, bad length…).
+    #[error("{what} is not acceptable in a signed request: {why}")]
+    InvalidRequestField {
+        /// Which field.
+        what: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The signature version header names a scheme this build does not know.
+    #[error("unsupported request signature version (this server accepts 1 and 2)")]
+    UnsupportedSignatureVersion,
+    /// A v2 signature was made for another server.
+    #[error("the request was signed for origin {signed}, not for this server ({expected})")]
+    WrongOrigin {
+        /// The origin the client signed.
+        signed: String,
+        /// This server's origin.
+        expected: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -42,6 +42,7 @@ pub mod kdf;
 pub mod legacy;
 pub mod random;
 pub mod request;
+pub mod request_v2;
 pub mod secret;
 pub mod test_vectors;
 
@@ -51,6 +52,7 @@ pub use error::{CryptoError, Result};
 pub use identity::{AgentKeypair, AgentPublicKey, AgentSignature};
 pub use kdf::Argon2Params;
 pub use request::{RequestVerifier, SignedHeaders, SignedRequest};
+pub use request_v2::{RequestV2, SignatureVersion, SignedHeadersV2};
 pub use secret::{SecretBytes, SecretKey};
 pub use zeroize::Zeroizing;
 

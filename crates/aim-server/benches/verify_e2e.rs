@@ -4,7 +4,9 @@
 //! SDK: body signature and request signature).
 //!
 //! Prints `RESULT server.verify_e2e_64c throughput=../s p50=..ms p95=..ms p99=..ms ...`.
-//! Environment: `AIM_BENCH_SECS` (measured seconds, default 10), `AIM_BENCH_CLIENTS` (64).
+//! Environment: `AIM_BENCH_SECS` (measured seconds, default 10), `AIM_BENCH_CLIENTS` (64),
+//! `AIM_BENCH_TLS=1` (serve and connect over TLS with a certificate made for the run). The
+//! server runs with its default limits (rate limits on).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -16,8 +18,14 @@ use std::time::{Duration, Instant};
 use aim_crypto::canonical::Value as Canon;
 use aim_crypto::{ActionPayload, AgentKeypair, SignedHeaders};
 use aim_server::{Server, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
+
+/// A plaintext or TLS stream.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The allocator the `aim` binary ships with, so the in-process server is measured as deployed.
 #[global_allocator]
@@ -27,15 +35,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// signing, not on a general-purpose client's pooling and URL handling. It sends the same
 /// request the SDK sends (JSON body, four signature headers) and reads `Content-Length` bodies.
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     out: Vec<u8>,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    async fn connect(addr: std::net::SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
+    async fn connect(addr: std::net::SocketAddr, tls: Option<TlsConnector>) -> Self {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let stream: Box<dyn Io> = match tls {
+            Some(c) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                Box::new(c.connect(name, tcp).await.unwrap())
+            }
+            None => Box::new(tcp),
+        };
         Self {
             stream,
             out: Vec::with_capacity(2048),
@@ -157,7 +172,40 @@ fn main() {
         .thread_name("aim-server")
         .build()
         .unwrap();
-    let config = ServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().unwrap());
+    // Default limits (rate limits on): the measured load must pass through them.
+    let mut config = ServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().unwrap());
+    config.metrics_token = Some(aim_server::MetricsToken::new(METRICS_TOKEN).unwrap());
+    let tls_pem = (env_u64("AIM_BENCH_TLS", 0) == 1).then(|| {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        config.tls = Some(aim_server::TlsFiles::new(cert, key));
+        ck.cert.pem()
+    });
+    let tls = tls_pem.is_some();
+    let connector = tls_pem.as_ref().map(|pem| {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsConnector::from(Arc::new(config))
+    });
+    let http = {
+        let mut b = reqwest::Client::builder().http1_only();
+        if let Some(pem) = &tls_pem {
+            b = b.tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()]);
+        }
+        b.build().unwrap()
+    };
+    let metrics_http = http.clone();
     let (server, admin_key) = server_rt.block_on(async {
         let init = aim_server::init(&config, "Bench", "admin@bench.test")
             .await
@@ -175,11 +223,6 @@ fn main() {
         .build()
         .unwrap();
     let (throughput, lat, errors, total) = client_rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .http1_only()
-            .pool_max_idle_per_host(clients)
-            .build()
-            .unwrap();
         // One agent per client, each granted read_*.
         let mut agents = Vec::with_capacity(clients);
         for i in 0..clients {
@@ -214,8 +257,9 @@ fn main() {
         for agent in agents {
             let measuring = Arc::clone(&measuring);
             let stop = Arc::clone(&stop);
+            let connector = connector.clone();
             tasks.push(tokio::spawn(async move {
-                let mut conn = Conn::connect(addr).await;
+                let mut conn = Conn::connect(addr, connector.clone()).await;
                 let mut lat = Vec::with_capacity(8192);
                 let mut errors = 0u64;
                 let mut n = 0u64;
@@ -230,7 +274,7 @@ fn main() {
                     let status = conn.post(path, &h, &b).await;
                     let ok = status == Some(201);
                     if status.is_none() {
-                        conn = Conn::connect(addr).await;
+                        conn = Conn::connect(addr, connector.clone()).await;
                     }
                     let elapsed = started.elapsed();
                     if measuring.load(Ordering::Relaxed) {
@@ -267,7 +311,7 @@ fn main() {
     let stored: i64 = server_rt.block_on(async {
         let (_, body) = (
             0,
-            reqwest::get(format!("{}/metrics", server.url()))
+            metrics(&metrics_http, &server.url())
                 .await
                 .unwrap()
                 .text()
@@ -282,7 +326,7 @@ fn main() {
         line.rsplit(' ').next().unwrap().parse().unwrap_or(0)
     });
     let batches = server_rt.block_on(async {
-        let text = reqwest::get(format!("{}/metrics", server.url()))
+        let text = metrics(&metrics_http, &server.url())
             .await
             .unwrap()
             .text()
@@ -309,6 +353,7 @@ fn main() {
         percentile(&lat, 0.95),
         percentile(&lat, 0.99),
     );
+    let transport = if tls { "TLS 1.3" } else { "plaintext" };
     let verdict = if throughput >= 5000.0 && p99 <= 25.0 && errors == 0 {
         "PASS"
     } else {
@@ -317,7 +362,17 @@ fn main() {
     println!(
         "RESULT server.verify_e2e_{clients}c throughput={throughput:.0}/s p50={p50:.2}ms p95={p95:.2}ms p99={p99:.2}ms \
          ({total} approved in {secs}s measured, {errors} errors, {stored} decisions committed, mean batch {:.1} writes/commit, {:.2}ms running + {:.2}ms committing; \
-         SQLite WAL synchronous=FULL; clients on the same 2 cores) target>=5000/s,p99<=25ms {verdict}",
+         SQLite WAL synchronous=FULL; {transport}, default rate limits on; clients on the same 2 cores) target>=5000/s,p99<=25ms {verdict}",
         batches.0, batches.1, batches.2
     );
+}
+
+/// The bench server's `/metrics` token.
+const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
+
+async fn metrics(http: &reqwest::Client, url: &str) -> reqwest::Result<reqwest::Response> {
+    http.get(format!("{url}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
 }

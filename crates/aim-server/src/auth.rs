@@ -19,7 +19,10 @@
 //!   read-only requests insert it in a batched write before answering.
 
 use aim_crypto::hash::sha256;
-use aim_crypto::{AgentPublicKey, AgentSignature, CryptoError, RequestVerifier, SignedRequest};
+use aim_crypto::{
+    AgentPublicKey, AgentSignature, CryptoError, RequestV2, RequestVerifier, SignatureVersion,
+    SignedRequest,
+};
 use axum::http::{HeaderMap, Method};
 use sqlx::SqliteConnection;
 
@@ -164,6 +167,8 @@ type AgentKeyRow = (
 pub(crate) struct RequestParts<'a> {
     pub(crate) method: &'a Method,
     pub(crate) path: &'a str,
+    /// The query string as sent (without `?`), which v2 signatures cover.
+    pub(crate) query: Option<&'a str>,
     pub(crate) headers: &'a HeaderMap,
     pub(crate) body: &'a [u8],
 }
@@ -190,6 +195,10 @@ pub(crate) struct SignatureHeaders<'a> {
     pub(crate) signature: &'a str,
     pub(crate) timestamp: &'a str,
     pub(crate) public_key: Option<&'a str>,
+    /// Which scheme signed the request (`X-AIM-Signature-Version`).
+    pub(crate) version: SignatureVersion,
+    /// `X-AIM-Nonce` (v2).
+    pub(crate) nonce: Option<&'a str>,
 }
 
 impl<'a> SignatureHeaders<'a> {
@@ -204,6 +213,12 @@ impl<'a> SignatureHeaders<'a> {
         let signature = header(headers, "x-signature")?.ok_or_else(|| missing("X-Signature"))?;
         let timestamp = header(headers, "x-timestamp")?.ok_or_else(|| missing("X-Timestamp"))?;
         let public_key = header(headers, "x-public-key")?;
+        let version = SignatureVersion::parse(header(headers, "x-aim-signature-version")?)
+            .map_err(signature_error)?;
+        let nonce = header(headers, "x-aim-nonce")?;
+        if version == SignatureVersion::V2 && nonce.is_none() {
+            return Err(missing("X-AIM-Nonce"));
+        }
         let agent_id = uuid::Uuid::parse_str(agent_id)
             .map_err(|_| Error::unauthorized("X-Agent-ID must be a UUID"))?
             .to_string();
@@ -212,6 +227,8 @@ impl<'a> SignatureHeaders<'a> {
             signature,
             timestamp,
             public_key,
+            version,
+            nonce,
         })
     }
 }
@@ -367,9 +384,55 @@ impl AppState {
                 "X-Public-Key does not match the agent's registered key",
             ));
         }
-        let verifier = RequestVerifier::with_window(self.config.signature_window.as_secs());
         let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
-        let request = SignedRequest {
+        let ts = self.verify_any_key(&keys, &agent.id, headers, req, now_secs)?;
+        agent.require_active()?;
+        // v1: the signature is the replay key. v2: the nonce is, so a nonce is used once
+        // whatever was signed with it.
+        let replay_key = match (headers.version, headers.nonce) {
+            (SignatureVersion::V2, Some(nonce)) => {
+                format!("n{}", hex::encode(sha256(nonce.as_bytes())))
+            }
+            _ => {
+                let sig = AgentSignature::from_b64(headers.signature).map_err(signature_error)?;
+                hex::encode(sha256(&sig.to_bytes()))
+            }
+        };
+        Ok(AgentCaller {
+            org_id: agent.org_id.clone(),
+            agent_id: agent.id.clone(),
+            replay: ReplayMark {
+                agent_id: agent.id.clone(),
+                signature_hash: replay_key,
+                expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
+            },
+        })
+    }
+
+    /// Checks the request signature (v1 or v2) with each of `keys`; returns its Unix seconds.
+    fn verify_any_key(
+        &self,
+        keys: &[StoredKey],
+        agent_id: &str,
+        headers: &SignatureHeaders<'_>,
+        req: &RequestParts<'_>,
+        now_secs: u64,
+    ) -> Result<u64> {
+        let verifier = RequestVerifier::with_window(self.config.signature_window.as_secs());
+        let path_and_query = match req.query {
+            Some(q) => format!("{}?{q}", req.path),
+            None => req.path.to_owned(),
+        };
+        let v2 = RequestV2 {
+            agent_id,
+            method: req.method.as_str(),
+            path_and_query: &path_and_query,
+            origin: &self.origin,
+            timestamp: headers.timestamp,
+            nonce: headers.nonce.unwrap_or(""),
+            body: req.body,
+        };
+        let v1 = SignedRequest {
             method: req.method.as_str(),
             path: req.path,
             timestamp: headers.timestamp,
@@ -377,30 +440,26 @@ impl AppState {
             body: req.body,
         };
         let mut last_err = CryptoError::BadSignature;
-        let mut accepted_ts = None;
-        for key in &keys {
-            match verifier.verify(&key.key, &request, now_secs) {
-                Ok(ts) => {
-                    accepted_ts = Some(ts);
-                    break;
+        for key in keys {
+            let checked = match headers.version {
+                SignatureVersion::V1 => verifier.verify(&key.key, &v1, now_secs),
+                SignatureVersion::V2 => {
+                    verifier.verify_v2(&key.key, &v2, headers.signature, &self.origin, now_secs)
                 }
+            };
+            match checked {
+                Ok(ts) => return Ok(ts),
                 Err(e) => last_err = e,
             }
         }
-        let Some(ts) = accepted_ts else {
-            return Err(signature_error(last_err));
-        };
-        agent.require_active()?;
-        let sig = AgentSignature::from_b64(headers.signature).map_err(signature_error)?;
-        Ok(AgentCaller {
-            org_id: agent.org_id.clone(),
-            agent_id: agent.id.clone(),
-            replay: ReplayMark {
-                agent_id: agent.id.clone(),
-                signature_hash: hex::encode(sha256(&sig.to_bytes())),
-                expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
-            },
-        })
+        if headers.version == SignatureVersion::V2 && last_err == CryptoError::BadSignature {
+            return Err(Error::unauthorized(format!(
+                "invalid signature (a v2 signature covers X-Agent-ID, the method, the path with \
+                 query, the body, X-Timestamp, X-AIM-Nonce and this server's origin {})",
+                self.origin
+            )));
+        }
+        Err(signature_error(last_err))
     }
 
     /// Authenticates either kind of caller: the signature headers when present, else an API key
@@ -555,6 +614,9 @@ pub(crate) fn signature_error(e: CryptoError) -> Error {
         CryptoError::InvalidBase64 { .. } | CryptoError::InvalidLength { .. } => {
             Error::unauthorized("X-Signature is not a base64 Ed25519 signature")
         }
+        e @ (CryptoError::WrongOrigin { .. }
+        | CryptoError::InvalidRequestField { .. }
+        | CryptoError::UnsupportedSignatureVersion) => Error::unauthorized(e.to_string()),
         _ => Error::unauthorized("invalid signature"),
     }
 }

@@ -32,18 +32,22 @@ mod decision_cache;
 mod error;
 mod http;
 mod init;
+mod listen;
 mod metrics;
 pub mod model;
+mod ratelimit;
 mod routes;
 mod scores;
 mod server;
 mod state;
 mod sweep;
+mod tls;
 pub mod trust;
 
 pub use apikey::{API_KEY_PREFIX, ApiKeySecret};
 pub use config::{
-    Clock, DEFAULT_ADDR, DEFAULT_MAX_BODY_BYTES, LogFormat, ManualClock, ServerConfig, SystemClock,
+    Clock, DEFAULT_ADDR, DEFAULT_MAX_BODY_BYTES, Limits, LogFormat, ManualClock, MetricsToken,
+    Rate, ServerConfig, SystemClock, TlsFiles,
 };
 pub use error::{Error, Result};
 pub use init::{InitOutput, init, is_initialized};
@@ -59,15 +63,20 @@ pub mod wire {
     pub use crate::routes::verifications::{VerificationBody, parse_verification_body};
 
     /// Checks a request's agent-signature headers exactly as the server does (header parsing,
-    /// freshness within ±`window_secs` of `now_secs`, Ed25519 over method, path, timestamp and
-    /// body) against the agent's registered key (`registered_key_b64`). Header pairs that are
-    /// not valid HTTP header names or values are ignored, as the HTTP layer would refuse them.
-    /// Returns the canonical agent id from `X-Agent-ID`.
+    /// freshness within ±`window_secs` of `now_secs`, then the scheme the headers name: v1,
+    /// Ed25519 over method, path without query, timestamp and body; or v2 with
+    /// `X-AIM-Signature-Version: 2`, over agent id, method, `path_and_query`, `origin`,
+    /// timestamp, `X-AIM-Nonce` and the body digest) against the agent's registered key
+    /// (`registered_key_b64`). Header pairs that are not valid HTTP header names or values are
+    /// ignored, as the HTTP layer would refuse them. Returns the canonical agent id from
+    /// `X-Agent-ID`.
+    #[allow(clippy::too_many_arguments)]
     pub fn verify_signed_headers(
         headers: &[(&str, &str)],
         method: &str,
-        path: &str,
+        path_and_query: &str,
         body: &[u8],
+        origin: &str,
         registered_key_b64: &str,
         now_secs: u64,
         window_secs: u64,
@@ -84,16 +93,36 @@ pub mod wire {
         let parsed = crate::auth::SignatureHeaders::parse(&map)?;
         let key = aim_crypto::AgentPublicKey::from_b64(registered_key_b64)
             .map_err(|e| crate::Error::bad_request(format!("registered key: {e}")))?;
-        let request = aim_crypto::SignedRequest {
-            method,
-            path,
-            timestamp: parsed.timestamp,
-            signature: parsed.signature,
-            body,
+        let verifier = aim_crypto::RequestVerifier::with_window(window_secs);
+        let checked = match parsed.version {
+            aim_crypto::SignatureVersion::V1 => verifier.verify(
+                &key,
+                &aim_crypto::SignedRequest {
+                    method,
+                    path: path_and_query.split('?').next().unwrap_or(path_and_query),
+                    timestamp: parsed.timestamp,
+                    signature: parsed.signature,
+                    body,
+                },
+                now_secs,
+            ),
+            aim_crypto::SignatureVersion::V2 => verifier.verify_v2(
+                &key,
+                &aim_crypto::RequestV2 {
+                    agent_id: &parsed.agent_id,
+                    method,
+                    path_and_query,
+                    origin,
+                    timestamp: parsed.timestamp,
+                    nonce: parsed.nonce.unwrap_or(""),
+                    body,
+                },
+                parsed.signature,
+                origin,
+                now_secs,
+            ),
         };
-        aim_crypto::RequestVerifier::with_window(window_secs)
-            .verify(&key, &request, now_secs)
-            .map_err(crate::auth::signature_error)?;
+        checked.map_err(crate::auth::signature_error)?;
         Ok(parsed.agent_id)
     }
 }

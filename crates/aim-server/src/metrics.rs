@@ -66,6 +66,10 @@ pub(crate) struct Metrics {
     approved: AtomicU64,
     denied: AtomicU64,
     pending: AtomicU64,
+    limited_address: AtomicU64,
+    limited_api_key: AtomicU64,
+    limited_agent: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 /// A decision outcome, for counting.
@@ -117,6 +121,21 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request refused by a rate limit (`address`, `api_key` or `agent`).
+    pub(crate) fn rate_limited(&self, what: &str) {
+        let c = match what {
+            "address" => &self.limited_address,
+            "api_key" => &self.limited_api_key,
+            _ => &self.limited_agent,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one connection closed at once because a connection limit was reached.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -161,6 +180,27 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        out.push_str(
+            "# HELP aim_rate_limited_total Requests refused with 429, by limit.\n\
+             # TYPE aim_rate_limited_total counter\n",
+        );
+        for (name, c) in [
+            ("address", &self.limited_address),
+            ("api_key", &self.limited_api_key),
+            ("agent", &self.limited_agent),
+        ] {
+            let _ = writeln!(
+                out,
+                "aim_rate_limited_total{{limit=\"{name}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aim_connections_refused_total Connections closed at once by a connection limit.\n\
+             # TYPE aim_connections_refused_total counter\naim_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
         out.push_str(
             "# HELP aim_write_batch_size Writes committed per transaction (group commit).\n\
              # TYPE aim_write_batch_size histogram\n",

@@ -24,6 +24,10 @@ pub(crate) struct Inner {
     /// have been recorded by a previous version under a bare-digest replay key, so it is also
     /// checked against those (see `routes::verifications::replay_key`).
     pub(crate) legacy_replay_until_ms: i64,
+    /// Rate limits per client address, API key and agent.
+    pub(crate) rate_limits: crate::ratelimit::RateLimits,
+    /// The origin (`scheme://host[:port]`) of `public_url`, which v2 request signatures cover.
+    pub(crate) origin: String,
 }
 
 impl std::ops::Deref for AppState {

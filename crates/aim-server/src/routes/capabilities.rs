@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
-use super::agents::addressed_agent;
-use super::util::{iso, iso_opt, parse_body, parse_optional_body, parts, text_field};
+use super::agents::{addressed_agent, find_agent};
+use super::util::{iso, iso_opt, limit, parse_body, parse_optional_body, parts, text_field};
 use crate::audit;
 use crate::auth::{Person, parse_uuid, record_replay};
 use crate::db::new_id;
@@ -397,6 +397,9 @@ pub(crate) async fn register_capability(
     declare(state, method, uri, headers, ident, body).await
 }
 
+/// Most capabilities one agent may declare (the registration limit, applied afterwards too).
+const MAX_DECLARED_CAPABILITIES: i64 = 500;
+
 async fn declare(
     state: AppState,
     method: Method,
@@ -426,6 +429,18 @@ async fn declare(
             Box::pin(async move {
                 if let Some(mark) = &replay {
                     record_replay(conn, mark).await?;
+                }
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM agent_declared_capabilities WHERE agent_id = ? AND capability <> ?",
+                )
+                .bind(&aid)
+                .bind(&cap)
+                .fetch_one(&mut *conn)
+                .await?;
+                if others >= MAX_DECLARED_CAPABILITIES {
+                    return Err(Error::conflict(format!(
+                        "the agent already declares {others} capabilities (the limit, as at registration)"
+                    )));
                 }
                 sqlx::query("DELETE FROM agent_declared_capabilities WHERE agent_id = ? AND capability = ?")
                     .bind(&aid)
@@ -539,7 +554,7 @@ async fn find_request(state: &AppState, org: &str, id: &str) -> Result<RequestVi
     responses((status = 201, description = "Requested", body = RequestView),
               (status = 400, description = "Invalid", body = ErrorBody),
               (status = 404, description = "No such agent", body = ErrorBody),
-              (status = 409, description = "Already granted, or a request is pending", body = ErrorBody)))]
+              (status = 409, description = "Already granted, a request for it is pending, or the agent has as many pending requests as allowed", body = ErrorBody)))]
 pub(crate) async fn request_capability(
     State(state): State<AppState>,
     method: Method,
@@ -562,6 +577,8 @@ pub(crate) async fn request_capability(
     let id = new_id();
     let actor = caller.actor();
     let replay = caller.replay().cloned();
+    let max_open = i64::try_from(state.config.limits.max_open_capability_requests_per_agent)
+        .unwrap_or(i64::MAX);
     let (rid, aid, aname, org, cap) = (
         id.clone(),
         agent.id.clone(),
@@ -587,6 +604,18 @@ pub(crate) async fn request_capability(
                 if held.is_some() {
                     return Err(Error::conflict(format!(
                         "capability '{cap}' is already granted to agent '{aname}'"
+                    )));
+                }
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM capability_requests WHERE agent_id = ? AND status = 'pending'",
+                )
+                .bind(&aid)
+                .fetch_one(&mut *conn)
+                .await?;
+                if open >= max_open {
+                    return Err(Error::conflict(format!(
+                        "agent '{aname}' already has {open} pending capability requests (the limit); \
+                         wait until a person approves or rejects them"
                     )));
                 }
                 let inserted = sqlx::query(
@@ -633,9 +662,89 @@ pub(crate) async fn request_capability(
         .into_response())
 }
 
-/// An agent's own capability requests, newest first (the agent or a person).
+/// A page of capability requests: `limit` (1–1000, default 100) and the `before` cursor of the
+/// previous page's `next_before`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub(crate) struct RequestPage {
+    /// `pending`, `approved` or `rejected`.
+    status: Option<String>,
+    /// Only this agent (organization list only; id or name).
+    agent_id: Option<String>,
+    /// 1–1000, default 100.
+    limit: Option<i64>,
+    /// `next_before` of the previous page.
+    before: Option<String>,
+}
+
+/// Capability requests, newest first, one page.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RequestList {
+    requests: Vec<RequestView>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<String>,
+}
+
+/// Parses a `before` cursor: `<requested_at ms>.<request id>`.
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<(i64, String)>> {
+    let Some(c) = cursor else { return Ok(None) };
+    let bad = || Error::bad_request("`before` must be a `next_before` value from a previous page");
+    let (at, id) = c.split_once('.').ok_or_else(bad)?;
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    let id = parse_uuid(id, "before").map_err(|_| bad())?;
+    Ok(Some((at, id)))
+}
+
+/// One page of requests matching `scope_sql` (`r.organization_id = ?` or `r.agent_id = ?`).
+async fn request_page(
+    state: &AppState,
+    scope_sql: &str,
+    scope: &str,
+    agent: Option<&str>,
+    q: &RequestPage,
+) -> Result<RequestList> {
+    let status = q.status.as_deref().map(RequestStatus::parse).transpose()?;
+    let status = status.map(RequestStatus::as_str);
+    let limit = limit(q.limit, 100)?;
+    let cursor = parse_cursor(q.before.as_deref())?;
+    let (before_at, before_id) = cursor.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM capability_requests r JOIN agents a ON a.id = r.agent_id \
+         WHERE {scope_sql} AND (? IS NULL OR r.status = ?) AND (? IS NULL OR r.agent_id = ?) \
+         AND (? IS NULL OR r.requested_at < ? OR (r.requested_at = ? AND r.id < ?)) \
+         ORDER BY r.requested_at DESC, r.id DESC LIMIT ?"
+    )))
+    .bind(scope)
+    .bind(status)
+    .bind(status)
+    .bind(agent)
+    .bind(agent)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(&before_id)
+    .bind(limit + 1)
+    .fetch_all(&state.db.read)
+    .await?;
+    let mut requests: Vec<RequestView> = rows.iter().map(request_view).collect::<Result<_>>()?;
+    let mut next_before = None;
+    if requests.len() as i64 > limit {
+        requests.truncate(usize::try_from(limit).unwrap_or(0));
+        if let Some(last) = rows.get(requests.len() - 1) {
+            let at: i64 = last.try_get(6)?;
+            let id: String = last.try_get(0)?;
+            next_before = Some(format!("{at}.{id}"));
+        }
+    }
+    Ok(RequestList {
+        requests,
+        next_before,
+    })
+}
+
+/// An agent's own capability requests, newest first, paged (the agent or a person).
 #[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/capability-requests", tag = "sdk",
-    params(("id" = String, Path, description = "Agent id or name")),
+    params(("id" = String, Path, description = "Agent id or name"), RequestPage),
     security(("api_key" = []), ("agent_signature" = [])),
     responses((status = 200, description = "Requests", body = RequestList),
               (status = 404, description = "No such agent", body = ErrorBody)))]
@@ -645,62 +754,44 @@ pub(crate) async fn agent_requests(
     uri: Uri,
     headers: HeaderMap,
     Path(ident): Path<String>,
+    Query(q): Query<RequestPage>,
 ) -> Result<Json<RequestList>> {
     let caller = state
         .caller(&parts(&method, &uri, &headers, &[]), Role::Viewer)
         .await?;
     let agent = addressed_agent(&state, &caller, &ident, Role::Viewer).await?;
     state.consume_replay(&caller).await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM capability_requests r JOIN agents a ON a.id = r.agent_id \
-         WHERE r.agent_id = ? ORDER BY r.requested_at DESC LIMIT 1000"
-    )))
-    .bind(&agent.id)
-    .fetch_all(&state.db.read)
-    .await?;
-    Ok(Json(RequestList {
-        requests: rows.iter().map(request_view).collect::<Result<_>>()?,
-    }))
+    Ok(Json(
+        request_page(&state, "r.agent_id = ?", &agent.id, None, &q).await?,
+    ))
 }
 
-/// Query of capability requests.
-#[derive(Debug, Deserialize, IntoParams)]
-pub(crate) struct RequestQuery {
-    /// `pending`, `approved` or `rejected`.
-    status: Option<String>,
-}
-
-/// Capability requests.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RequestList {
-    requests: Vec<RequestView>,
-}
-
-/// List capability requests, newest first (any role).
+/// List capability requests of the organization, newest first, paged (any role). Filter by
+/// `status` and `agent_id`; follow `next_before` for older pages.
 #[utoipa::path(get, path = "/api/v1/capability-requests", tag = "capabilities",
-    params(RequestQuery),
+    params(RequestPage),
     security(("api_key" = [])),
     responses((status = 200, description = "Requests", body = RequestList)))]
 pub(crate) async fn list_requests(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<RequestQuery>,
+    Query(q): Query<RequestPage>,
 ) -> Result<Json<RequestList>> {
     let person = state.person(&headers, Role::Viewer).await?;
-    let status = q.status.as_deref().map(RequestStatus::parse).transpose()?;
-    let status = status.map(RequestStatus::as_str);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM capability_requests r JOIN agents a ON a.id = r.agent_id \
-         WHERE r.organization_id = ? AND (? IS NULL OR r.status = ?) ORDER BY r.requested_at DESC LIMIT 1000"
-    )))
-    .bind(&person.org_id)
-    .bind(status)
-    .bind(status)
-    .fetch_all(&state.db.read)
-    .await?;
-    Ok(Json(RequestList {
-        requests: rows.iter().map(request_view).collect::<Result<_>>()?,
-    }))
+    let agent = match &q.agent_id {
+        Some(a) => Some(find_agent(&state.db.read, &person.org_id, a).await?.id),
+        None => None,
+    };
+    Ok(Json(
+        request_page(
+            &state,
+            "r.organization_id = ?",
+            &person.org_id,
+            agent.as_deref(),
+            &q,
+        )
+        .await?,
+    ))
 }
 
 /// A review.

@@ -684,6 +684,10 @@ pub(crate) struct DetectionResult {
     message: String,
 }
 
+/// Most distinct MCP servers one agent's inventory holds (detections of more are refused, so a
+/// flood of made-up names cannot grow it without bound).
+const MAX_MCP_SERVERS_PER_AGENT: i64 = 500;
+
 async fn store_detection(
     conn: &mut SqliteConnection,
     org: &str,
@@ -729,7 +733,20 @@ async fn store_detection(
             r.try_get::<Option<f64>, _>(3)?,
             r.try_get::<i64, _>(4)? != 0,
         ),
-        None => (false, false, "[]".to_owned(), None, false),
+        None => {
+            let known: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM agent_mcp_servers WHERE agent_id = ?")
+                    .bind(agent_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if known >= MAX_MCP_SERVERS_PER_AGENT {
+                return Err(Error::conflict(format!(
+                    "agent '{agent_name}' already has {known} MCP servers in its inventory (the limit); \
+                     a person can remove stale ones before more are recorded"
+                )));
+            }
+            (false, false, "[]".to_owned(), None, false)
+        }
     };
     let mut set: BTreeSet<String> = serde_json::from_str(&methods).unwrap_or_default();
     set.insert(d.method.clone());

@@ -52,7 +52,10 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Signature",
                 "Ed25519 request signature: headers X-Agent-ID, X-Signature, X-Timestamp \
-                 (and optionally X-Public-Key) over `METHOD\\nPATH\\nTIMESTAMP[\\nBODY]`.",
+                 (and optionally X-Public-Key). v1 (the AIM SDK's): over \
+                 `METHOD\\nPATH\\nTIMESTAMP[\\nBODY]`. v2 (`X-AIM-Signature-Version: 2`, \
+                 `X-AIM-Nonce`): over `AIM-REQUEST-V2`, agent id, method, path with query, \
+                 server origin, timestamp, nonce and body SHA-256, one per line.",
             ))),
         );
     }
@@ -181,6 +184,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
+/// The separate metrics listener: `/metrics` only.
+pub(crate) fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(health::metrics_listener))
+        .fallback(http::fallback)
+        .with_state(state)
+}
+
 /// Builds the application: routes, OpenAPI document, and the middleware stack.
 pub(crate) fn router(state: AppState) -> axum::Router {
     let limit = state.config.max_body_bytes;
@@ -193,6 +204,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .layer(axum::Extension(doc))
         .fallback(http::fallback)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn(http::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

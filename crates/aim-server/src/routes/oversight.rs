@@ -58,12 +58,29 @@ pub(crate) struct AlertQuery {
     unacknowledged: Option<bool>,
     /// 1–1000, default 100.
     limit: Option<i64>,
+    /// `next_before` of the previous page.
+    before: Option<String>,
 }
 
-/// Alerts.
+/// Alerts, newest first, one page.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AlertList {
     alerts: Vec<AlertView>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<String>,
+}
+
+/// Parses a `before` cursor: `<created_at ms>.<alert id>`.
+fn alert_cursor(cursor: Option<&str>) -> Result<(Option<i64>, Option<String>)> {
+    let Some(c) = cursor else {
+        return Ok((None, None));
+    };
+    let bad = || Error::bad_request("`before` must be a `next_before` value from a previous page");
+    let (at, id) = c.split_once('.').ok_or_else(bad)?;
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    let id = crate::auth::parse_uuid(id, "before").map_err(|_| bad())?;
+    Ok((Some(at), Some(id)))
 }
 
 /// List alerts, newest first (any role).
@@ -82,19 +99,38 @@ pub(crate) async fn list_alerts(
         None => None,
     };
     let only_open = i64::from(q.unacknowledged.unwrap_or(false));
+    let limit = limit(q.limit, 100)?;
+    let (before_at, before_id) = alert_cursor(q.before.as_deref())?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE organization_id = ? AND (? IS NULL OR agent_id = ?) \
-         AND (? = 0 OR acknowledged_at IS NULL) ORDER BY created_at DESC, id DESC LIMIT ?"
+         AND (? = 0 OR acknowledged_at IS NULL) \
+         AND (? IS NULL OR created_at < ? OR (created_at = ? AND id < ?)) \
+         ORDER BY created_at DESC, id DESC LIMIT ?"
     )))
     .bind(&person.org_id)
     .bind(&agent)
     .bind(&agent)
     .bind(only_open)
-    .bind(limit(q.limit, 100)?)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(&before_id)
+    .bind(limit + 1)
     .fetch_all(&state.db.read)
     .await?;
+    let mut alerts: Vec<AlertView> = rows.iter().map(alert_view).collect::<Result<_>>()?;
+    let mut next_before = None;
+    if alerts.len() as i64 > limit {
+        alerts.truncate(usize::try_from(limit).unwrap_or(0));
+        if let Some(last) = rows.get(alerts.len() - 1) {
+            let at: i64 = last.try_get(6)?;
+            let id: String = last.try_get(0)?;
+            next_before = Some(format!("{at}.{id}"));
+        }
+    }
     Ok(Json(AlertList {
-        alerts: rows.iter().map(alert_view).collect::<Result<_>>()?,
+        alerts,
+        next_before,
     }))
 }
 

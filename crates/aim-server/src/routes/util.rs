@@ -58,6 +58,7 @@ pub(crate) fn parts<'a>(
     RequestParts {
         method,
         path: uri.path(),
+        query: uri.query(),
         headers,
         body,
     }

@@ -310,7 +310,14 @@ pub(crate) async fn create_verification(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    // Cheap, stateless checks first: size, shape, timestamps. A bad request is refused before
+    // any database read or signature check, and the same way whether or not the agent exists.
+    let max = state.config.limits.max_verification_body_bytes;
+    if body.len() > max {
+        return Err(Error::PayloadTooLarge { limit: max });
+    }
     let req = parse_verification_body(&body)?;
+    precheck(&state, &req, &headers)?;
     // Who is asking: signature headers, an API key of the agent's organization, or the body
     // signature alone.
     let signed = if has_signature_headers(&headers) {
@@ -362,6 +369,44 @@ pub(crate) async fn create_verification(
     ))
 }
 
+/// The one answer for "no such agent" and "the signature does not verify", so the
+/// unauthenticated route does not tell which agent ids exist.
+const NOT_VERIFIED: &str = "the signature does not verify with the registered key of this agent id (or there is no such agent)";
+
+/// Stateless checks done before anything costs: the body timestamp and the request-signature
+/// timestamp (and v2 nonce form) must be acceptable, and the context within its limit.
+fn precheck(state: &AppState, req: &VerificationBody, headers: &HeaderMap) -> Result<()> {
+    let now = state.now_ms();
+    let window_ms = duration_ms(state.config.signature_window);
+    let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
+        Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
+    })?;
+    if (now - ts).abs() > window_ms {
+        return Err(Error::unauthorized(format!(
+            "the verification timestamp is {} s away from server time (window ±{} s); check the agent's clock",
+            (ts - now) / 1000,
+            window_ms / 1000
+        )));
+    }
+    if has_signature_headers(headers) {
+        let h = SignatureHeaders::parse(headers)?;
+        let verifier =
+            aim_crypto::RequestVerifier::with_window(state.config.signature_window.as_secs());
+        verifier
+            .check_fresh(h.timestamp, u64::try_from(now / 1000).unwrap_or(0))
+            .map_err(crate::auth::signature_error)?;
+        if let Some(nonce) = h.nonce {
+            aim_crypto::request_v2::check_nonce(nonce).map_err(crate::auth::signature_error)?;
+        }
+    }
+    if req.context.to_python_json().len() > MAX_CONTEXT_BYTES {
+        return Err(Error::bad_request(format!(
+            "context is larger than {MAX_CONTEXT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// One verification request being decided.
 struct Attempt<'a> {
     state: &'a AppState,
@@ -385,7 +430,7 @@ impl Attempt<'_> {
                 "no agent {} in this organization",
                 self.req.agent_id
             ))),
-            None => Err(Error::unauthorized("unknown agent")),
+            None => Err(Error::unauthorized(NOT_VERIFIED)),
         }
     }
 
@@ -397,7 +442,14 @@ impl Attempt<'_> {
         let keys = &bundle.fixed.keys;
         let (header_mark, actor) = match (self.signed, self.person) {
             (Some(h), _) => {
-                let caller = state.check_signature(keys, h, &self.parts)?;
+                // A bad request signature reads exactly like an unknown agent.
+                let caller =
+                    state
+                        .check_signature(keys, h, &self.parts)
+                        .map_err(|e| match e.status() {
+                            StatusCode::UNAUTHORIZED => Error::unauthorized(NOT_VERIFIED),
+                            _ => e,
+                        })?;
                 (
                     Some(caller.replay),
                     Actor::Agent {
@@ -427,30 +479,19 @@ impl Attempt<'_> {
         if let Some(pk) = &req.public_key
             && !candidates.iter().any(|k| k.text == pk.trim())
         {
-            return Err(Error::unauthorized(
-                "public_key does not match the agent's registered key",
-            ));
+            return Err(Error::unauthorized(NOT_VERIFIED));
         }
         let payload = req.payload();
         if !candidates
             .iter()
             .any(|k| payload.verify(&k.key, &req.signature).is_ok())
         {
-            return Err(Error::unauthorized(
-                "the body signature does not verify with the agent's registered key",
-            ));
+            return Err(Error::unauthorized(NOT_VERIFIED));
         }
-        let window_ms = duration_ms(state.config.signature_window);
+        // Checked in `precheck` already; parsed again for its value.
         let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
             Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
         })?;
-        if (now - ts).abs() > window_ms {
-            return Err(Error::unauthorized(format!(
-                "the verification timestamp is {} s away from server time (window ±{} s); check the agent's clock",
-                (ts - now) / 1000,
-                window_ms / 1000
-            )));
-        }
         keys.require_active()?;
         let sig = AgentSignature::from_b64(&req.signature)
             .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
@@ -489,11 +530,6 @@ impl Attempt<'_> {
             }
         }
         let context_json = req.context.to_python_json();
-        if context_json.len() > MAX_CONTEXT_BYTES {
-            return Err(Error::bad_request(format!(
-                "context is larger than {MAX_CONTEXT_BYTES} bytes"
-            )));
-        }
 
         // Decide.
         let serde_context = req.context.to_serde();

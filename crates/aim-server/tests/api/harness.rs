@@ -33,6 +33,9 @@ pub(crate) struct TestAgent {
 
 pub(crate) type Reply = (StatusCode, Value);
 
+/// The `/metrics` bearer token every harness server is started with.
+pub(crate) const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
+
 impl Harness {
     pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -47,6 +50,7 @@ impl Harness {
         config.pending_ttl = Duration::from_secs(120);
         // Sweeps are triggered explicitly through reads in tests.
         config.sweep_interval = Duration::from_secs(3600);
+        config.metrics_token = Some(aim_server::MetricsToken::new(METRICS_TOKEN).unwrap());
         adjust(&mut config);
         let init = aim_server::init(&config, "Acme", "admin@acme.test")
             .await

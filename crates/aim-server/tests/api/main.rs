@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 mod bad_input;
 mod capabilities;
+mod edge;
 mod harness;
 mod mcp;
 mod oversight;
