@@ -29,6 +29,12 @@ pub enum CryptoError {
     /// An Ed25519 signature did not verify.
     #[error("signature verification failed")]
     BadSignature,
+    /// An ML-DSA-65 signature did not verify (or is not a well-formed FIPS 204 signature).
+    #[error("ML-DSA-65 signature verification failed")]
+    BadMlDsaSignature,
+    /// ML-DSA-65 signing failed: the operating system's random number generator failed.
+    #[error("ML-DSA-65 signing failed (no randomness from the operating system)")]
+    MlDsaSigning,
     /// A signed request is missing one of the `X-Agent-ID`, `X-Signature`, `X-Timestamp`,
     /// `X-Public-Key` headers, or one is empty.
     #[error("missing or empty header {0}")]

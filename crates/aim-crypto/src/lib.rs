@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`identity`] | Ed25519 agent key pairs, public keys and signatures in the AIM SDK's base64 encodings |
+//! | [`hybrid`] | hybrid post-quantum keys: Ed25519 + ML-DSA-65 (FIPS 204), both signatures required |
 //! | [`request`] | the AIM request-signing scheme (four `X-*` headers) and a freshness-checking verifier |
 //! | [`canonical`] | Python-compatible canonical JSON (`json.dumps(obj, sort_keys=True)`), parser keeping number lexemes |
 //! | [`action`] | the `verify_action` body signature over five canonical fields |
@@ -37,6 +38,7 @@ pub mod b64;
 pub mod canonical;
 mod error;
 pub mod hash;
+pub mod hybrid;
 pub mod identity;
 pub mod kdf;
 pub mod legacy;
@@ -49,6 +51,9 @@ pub mod test_vectors;
 pub use action::ActionPayload;
 pub use aead::SealingKey;
 pub use error::{CryptoError, Result};
+pub use hybrid::{
+    HybridKeypair, HybridPublicKey, HybridSignature, MlDsaKeypair, MlDsaPublicKey, MlDsaSignature,
+};
 pub use identity::{AgentKeypair, AgentPublicKey, AgentSignature};
 pub use kdf::Argon2Params;
 pub use request::{RequestVerifier, SignedHeaders, SignedRequest};
