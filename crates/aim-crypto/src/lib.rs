@@ -7,6 +7,7 @@
 //! | [`request`] | the AIM request-signing scheme (four `X-*` headers) and a freshness-checking verifier |
 //! | [`canonical`] | Python-compatible canonical JSON (`json.dumps(obj, sort_keys=True)`), parser keeping number lexemes |
 //! | [`action`] | the `verify_action` body signature over five canonical fields |
+//! | [`statement`] | signed action statements: DSSE v1 PAE of `action-request-v1`, strict parser with reason codes |
 //! | [`aead`] | AES-256-GCM seal/open with associated data in a versioned envelope |
 //! | [`kdf`] | Argon2id with named, stored parameter sets; HKDF-SHA256; constant-time comparison |
 //! | [`hash`] | SHA-256 and HMAC-SHA256 |
@@ -46,6 +47,7 @@ pub mod random;
 pub mod request;
 pub mod request_v2;
 pub mod secret;
+pub mod statement;
 pub mod test_vectors;
 
 pub use action::ActionPayload;
