@@ -8,6 +8,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use aim_crypto::canonical::{self, Value};
+use aim_crypto::hybrid::{HybridKeypair, MlDsaKeypair};
+use aim_crypto::statement::{ActionStatement, StatementBody, StatementTime};
 use aim_crypto::test_vectors::*;
 use aim_crypto::{
     ActionPayload, AgentKeypair, Argon2Params, RequestVerifier, SealingKey, SecretKey,
@@ -25,6 +27,70 @@ fn ed25519(c: &mut Criterion) {
     g.bench_function("sign", |b| b.iter(|| pair.sign(black_box(msg))));
     g.bench_function("verify", |b| {
         b.iter(|| public.verify(black_box(msg), &sig).unwrap())
+    });
+    g.finish();
+}
+
+/// Ed25519 verification alone beside hybrid (Ed25519 + ML-DSA-65) verification of the same
+/// request message: the cost hybrid mode adds to every signed request.
+fn hybrid(c: &mut Criterion) {
+    let keys = HybridKeypair::from_parts(
+        AgentKeypair::from_seed(&SEED),
+        MlDsaKeypair::from_seed(&[7; 32]),
+    );
+    let public = keys.public_key();
+    let msg = V1_HTTP_BODY.as_bytes();
+    let sig = keys.sign(msg).unwrap();
+    let mut g = c.benchmark_group("crypto/hybrid");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ed25519_verify", |b| {
+        b.iter(|| {
+            public
+                .ed25519()
+                .verify(black_box(msg), sig.ed25519())
+                .unwrap()
+        })
+    });
+    g.bench_function("ml_dsa_65_verify", |b| {
+        b.iter(|| {
+            public
+                .ml_dsa()
+                .verify(black_box(msg), sig.ml_dsa())
+                .unwrap()
+        })
+    });
+    g.bench_function("hybrid_verify", |b| {
+        b.iter(|| public.verify(black_box(msg), &sig).unwrap())
+    });
+    g.bench_function("hybrid_sign", |b| {
+        b.iter(|| keys.sign(black_box(msg)).unwrap())
+    });
+    g.finish();
+}
+
+/// A signed action statement from untrusted body bytes to a verified statement.
+fn statement(c: &mut Criterion) {
+    let agent = AgentKeypair::from_seed(&SEED);
+    let ts = StatementTime::from_unix(UNIX_SECONDS as i64, 0).unwrap();
+    let mut stmt = ActionStatement::new(
+        "read_database",
+        AGENT_ID,
+        Some("users_table".into()),
+        ts,
+        [3; 16],
+    );
+    stmt.risk_level = Some("low".into());
+    let wire = stmt.sign(&agent).to_json();
+    let public = agent.public_key();
+    let mut g = c.benchmark_group("crypto/statement");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse_and_verify", |b| {
+        b.iter(|| {
+            StatementBody::parse(black_box(wire.as_bytes()))
+                .unwrap()
+                .verify(&public)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -130,7 +196,7 @@ criterion_group! {
         .sample_size(30)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = ed25519, request_signature, canonical_json, aes_gcm
+    targets = ed25519, hybrid, statement, request_signature, canonical_json, aes_gcm
 }
 criterion_group!(slow, argon2id);
 criterion_main!(fast, slow);
