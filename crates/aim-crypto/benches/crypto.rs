@@ -80,7 +80,7 @@ fn statement(c: &mut Criterion) {
         [3; 16],
     );
     stmt.risk_level = Some("low".into());
-    let wire = stmt.sign(&agent).to_json();
+    let wire = stmt.sign(&agent).unwrap().to_json();
     let public = agent.public_key();
     let mut g = c.benchmark_group("crypto/statement");
     g.throughput(Throughput::Elements(1));

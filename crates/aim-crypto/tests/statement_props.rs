@@ -75,7 +75,7 @@ proptest! {
 
     #[test]
     fn built_statements_round_trip(stmt in arb_statement()) {
-        let body = stmt.sign(&agent());
+        let body = stmt.sign(&agent()).unwrap();
         prop_assert_eq!(check(&body), Ok(stmt.clone()));
         // The timestamp prints and parses back exactly.
         prop_assert_eq!(StatementTime::parse(&stmt.timestamp.to_string()), Some(stmt.timestamp));
@@ -87,7 +87,7 @@ proptest! {
         index in any::<prop::sample::Index>(),
         delta in 1u8..=255,
     ) {
-        let mut body = stmt.sign(&agent());
+        let mut body = stmt.sign(&agent()).unwrap();
         let i = index.index(body.signed_bytes.len());
         body.signed_bytes[i] = body.signed_bytes[i].wrapping_add(delta);
         prop_assert!(check(&body).is_err());
@@ -111,7 +111,7 @@ proptest! {
             _ => format!("+{target}"),
         };
         let frame = format!("DSSEv1 {type_len} {PAYLOAD_TYPE} {body_len} {payload}");
-        let mut body = stmt.sign(&agent());
+        let mut body = stmt.sign(&agent()).unwrap();
         body.signed_bytes = frame.into_bytes();
         body.signature = agent().sign(&body.signed_bytes);
         // A type length that lands on a later space could, in theory, frame a valid PAE of
@@ -138,7 +138,7 @@ proptest! {
         extra in prop::collection::vec(any::<u8>(), 1..8),
         cut in 1usize..8,
     ) {
-        let mut body = stmt.sign(&agent());
+        let mut body = stmt.sign(&agent()).unwrap();
         let good = body.signed_bytes.clone();
         body.signed_bytes = [good.clone(), extra].concat();
         body.signature = agent().sign(&body.signed_bytes);

@@ -31,7 +31,7 @@
 //! let mut stmt = ActionStatement::new("db:read", "550e8400-e29b-41d4-a716-446655440000",
 //!     Some("orders".into()), ts, [7; 16]);
 //! stmt.risk_level = Some("low".into());
-//! let wire = stmt.sign(&agent).to_json();
+//! let wire = stmt.sign(&agent).expect("a valid statement").to_json();
 //!
 //! // Server side: parse untrusted bytes, look up the agent, verify, then check freshness.
 //! let unverified = StatementBody::parse(wire.as_bytes()).expect("well-formed");
@@ -324,14 +324,18 @@ impl ActionStatement {
         pae(PAYLOAD_TYPE, self.to_payload_json().as_bytes())
     }
 
-    /// Signs the statement with the agent's key.
-    pub fn sign(&self, agent: &AgentKeypair) -> StatementBody {
+    /// Signs the statement with the agent's key. Fails closed: the bytes are first parsed as a
+    /// server would parse them, so a statement the server would refuse (empty `action_type`,
+    /// an `agent_id` that is not a UUID, a `context` nested deeper than 32 levels, more than
+    /// 64 KiB…) is never signed.
+    pub fn sign(&self, agent: &AgentKeypair) -> Result<StatementBody, StatementError> {
         let signed_bytes = self.signed_bytes();
-        StatementBody {
+        parse_signed_bytes(&signed_bytes)?;
+        Ok(StatementBody {
             signature: agent.sign(&signed_bytes),
             public_key: *agent.public_key().as_bytes(),
             signed_bytes,
-        }
+        })
     }
 }
 

@@ -48,7 +48,7 @@ fn signed_statement_round_trips_with_every_member() {
     );
     stmt.delegation_digests = vec![[1; 32], [2; 32]];
     stmt.risk_level = Some("low".into());
-    let wire = stmt.sign(&agent()).to_json();
+    let wire = stmt.sign(&agent()).unwrap().to_json();
     let verified = StatementBody::parse(wire.as_bytes())
         .unwrap()
         .verify(&agent().public_key())
@@ -330,7 +330,7 @@ fn a_signature_by_another_key_is_refused() {
     let stmt = ActionStatement::new("db:read", AGENT, None, ts(), [1; 16]);
     let mallory = AgentKeypair::from_seed(&[6; 32]);
     // Signed and presented by Mallory, checked against the agent's registered key.
-    let wire = stmt.sign(&mallory).to_json();
+    let wire = stmt.sign(&mallory).unwrap().to_json();
     let err = StatementBody::parse(wire.as_bytes())
         .unwrap()
         .verify(&agent().public_key())
@@ -338,7 +338,7 @@ fn a_signature_by_another_key_is_refused() {
     assert_eq!(err.reason(), Reason::KeyNotRecognized);
     assert_eq!(err.code(), "agentKeyNotRecognized");
     // Signed by Mallory but presenting the agent's key.
-    let mut body = stmt.sign(&mallory);
+    let mut body = stmt.sign(&mallory).unwrap();
     body.public_key = *agent().public_key().as_bytes();
     let err = StatementBody::parse(body.to_json().as_bytes())
         .unwrap()
@@ -354,7 +354,7 @@ fn a_signature_by_another_key_is_refused() {
 fn hybrid_statements_need_both_signatures() {
     let keys = HybridKeypair::from_parts(agent(), crate::hybrid::MlDsaKeypair::from_seed(&[8; 32]));
     let stmt = ActionStatement::new("db:read", AGENT, None, ts(), [2; 16]);
-    let body = stmt.sign(keys.ed25519());
+    let body = stmt.sign(keys.ed25519()).unwrap();
     let ml = keys.ml_dsa().sign(&body.signed_bytes).unwrap();
     let parse = || StatementBody::parse(body.to_json().as_bytes()).unwrap();
     parse().verify_hybrid(&keys.public_key(), &ml).unwrap();
@@ -398,4 +398,27 @@ fn reason_codes_are_distinct_camel_case_ascii() {
         assert!(code.bytes().all(|b| b.is_ascii_alphabetic()), "{code}");
         assert!(code.as_bytes()[0].is_ascii_lowercase(), "{code}");
     }
+}
+
+#[test]
+fn a_statement_the_server_would_refuse_is_never_signed() {
+    let good = ActionStatement::new("db:read", AGENT, None, ts(), [1; 16]);
+    let mut empty_action = good.clone();
+    empty_action.action_type.clear();
+    let mut not_uuid = good.clone();
+    not_uuid.agent_id = "agent-7".into();
+    let mut deep = good.clone();
+    let nested = (0..40).fold("1".to_string(), |inner, _| format!(r#"{{"n":{inner}}}"#));
+    deep.context = Some(canonical::parse(nested.as_bytes()).unwrap());
+    let mut huge = good.clone();
+    huge.resource = Some("x".repeat(MAX_SIGNED_BYTES));
+    for (stmt, reason) in [
+        (empty_action, Reason::InvalidMember),
+        (not_uuid, Reason::InvalidMember),
+        (deep, Reason::LimitExceeded),
+        (huge, Reason::LimitExceeded),
+    ] {
+        assert_eq!(stmt.sign(&agent()).unwrap_err().reason(), reason);
+    }
+    assert!(good.sign(&agent()).is_ok());
 }
