@@ -192,11 +192,25 @@ impl fmt::Display for Reason {
 pub struct StatementError {
     reason: Reason,
     detail: &'static str,
+    limit: Option<&'static str>,
 }
 
 impl StatementError {
     fn new(reason: Reason, detail: &'static str) -> Self {
-        Self { reason, detail }
+        Self {
+            reason,
+            detail,
+            limit: None,
+        }
+    }
+
+    /// A [`Reason::LimitExceeded`] refusal naming the limit (upstream's names).
+    fn over_limit(limit: &'static str, detail: &'static str) -> Self {
+        Self {
+            reason: Reason::LimitExceeded,
+            detail,
+            limit: Some(limit),
+        }
     }
 
     /// Why.
@@ -216,16 +230,17 @@ impl StatementError {
 
     /// For [`Reason::LimitExceeded`]: `statementBytes` or `statementDepth`, upstream's names.
     pub fn limit(&self) -> Option<&'static str> {
-        match (self.reason, self.detail) {
-            (Reason::LimitExceeded, DEPTH_LINE) => Some("statementDepth"),
-            (Reason::LimitExceeded, _) => Some("statementBytes"),
-            _ => None,
-        }
+        self.limit
     }
 }
 
-const DEPTH_LINE: &str = "the payload nests deeper than 32 levels";
-const BYTES_LINE: &str = "signedBytes is longer than 65536 bytes (87382 base64url characters)";
+/// The size refusal, the same for the body, the encoded and the decoded `signedBytes`.
+fn too_many_bytes() -> StatementError {
+    StatementError::over_limit(
+        "statementBytes",
+        "signedBytes is longer than 65536 bytes (87382 base64url characters)",
+    )
+}
 
 fn refuse<T>(reason: Reason, detail: &'static str) -> Result<T, StatementError> {
     Err(StatementError::new(reason, detail))
@@ -390,7 +405,7 @@ impl StatementBody {
     /// Parses an untrusted request body (at most [`MAX_BODY_BYTES`]) and the statement inside.
     pub fn parse(body: &[u8]) -> Result<UnverifiedStatement, StatementError> {
         if body.len() > MAX_BODY_BYTES {
-            return refuse(Reason::LimitExceeded, BYTES_LINE);
+            return Err(too_many_bytes());
         }
         let not_body = "the body must be one JSON object with exactly the string members \
                         signedBytes, signature and publicKey";
@@ -419,7 +434,7 @@ impl StatementBody {
         public_key: &str,
     ) -> Result<UnverifiedStatement, StatementError> {
         if signed_bytes.len() > MAX_SIGNED_BYTES_CHARS {
-            return refuse(Reason::LimitExceeded, BYTES_LINE);
+            return Err(too_many_bytes());
         }
         let decode = |text: &str, what: &'static str| {
             b64::decode_url_strict(text).map_or_else(|| refuse(Reason::BadEncoding, what), Ok)
@@ -565,7 +580,10 @@ fn payload_members(payload: &[u8]) -> Result<BTreeMap<String, Value>, StatementE
     let scan = json::scan_object(text, false)
         .map_or_else(|| refuse(Reason::MalformedPayload, not_object), Ok)?;
     if scan.max_depth > MAX_DEPTH {
-        return refuse(Reason::LimitExceeded, DEPTH_LINE);
+        return Err(StatementError::over_limit(
+            "statementDepth",
+            "the payload nests deeper than 32 levels",
+        ));
     }
     if scan.duplicate {
         return refuse(Reason::DuplicateKey, "the payload repeats a member name");

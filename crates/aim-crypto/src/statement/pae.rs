@@ -27,10 +27,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 pub fn split_pae(frame: &[u8]) -> Result<(&[u8], &[u8]), StatementError> {
     let malformed = |why: &'static str| StatementError::new(Reason::MalformedEnvelope, why);
     if frame.len() > MAX_SIGNED_BYTES {
-        return Err(StatementError::new(
-            Reason::LimitExceeded,
-            "signedBytes is longer than 65536 bytes",
-        ));
+        return Err(super::too_many_bytes());
     }
     let rest = frame
         .strip_prefix(b"DSSEv1 ")

@@ -288,6 +288,9 @@ fn oversized_input_is_refused_before_decoding() {
     assert_eq!(refusal(&at).reason(), Reason::MalformedEnvelope);
     let over = body_of(&vec![b'x'; MAX_SIGNED_BYTES + 1]);
     assert_eq!(refusal(&over).reason(), Reason::LimitExceeded);
+    assert_eq!(refusal(&over).limit(), Some("statementBytes"));
+    assert_eq!(refusal(&padded).limit(), Some("statementBytes"));
+    assert_eq!(refusal(&at).limit(), None);
 }
 
 #[test]
