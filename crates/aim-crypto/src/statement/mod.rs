@@ -403,6 +403,16 @@ impl StatementBody {
         )
     }
 
+    /// Dispatch for `POST /sdk-api/verifications`: true when `body` is one JSON object with a
+    /// top-level member `signedBytes` (then it is a statement and must go through
+    /// [`Self::parse`], whatever else is wrong with it); false for the original body form.
+    pub fn is_statement(body: &[u8]) -> bool {
+        std::str::from_utf8(body)
+            .ok()
+            .and_then(|text| json::scan_object(text, true))
+            .is_some_and(|scan| scan.top_names.iter().any(|n| n == "signedBytes"))
+    }
+
     /// Parses an untrusted request body (at most [`MAX_BODY_BYTES`]) and the statement inside.
     pub fn parse(body: &[u8]) -> Result<UnverifiedStatement, StatementError> {
         if body.len() > MAX_BODY_BYTES {

@@ -425,3 +425,19 @@ fn a_statement_the_server_would_refuse_is_never_signed() {
     }
     assert!(good.sign(&agent()).is_ok());
 }
+
+#[test]
+fn dispatch_recognises_statement_bodies() {
+    let wire = body_of(&pae_bytes(payload("").as_bytes()));
+    assert!(StatementBody::is_statement(wire.as_bytes()));
+    assert!(StatementBody::is_statement(
+        br#" {"signedBytes": 1, "extra": 2} "#
+    ));
+    assert!(StatementBody::is_statement(
+        br#"{"a":1,"\u0073ignedBytes":"x"}"#
+    ));
+    assert!(!StatementBody::is_statement(
+        br#"{"action_type":"db:read","context":{"signedBytes":"x"}}"#
+    ));
+    assert!(!StatementBody::is_statement(b"not json"));
+}
