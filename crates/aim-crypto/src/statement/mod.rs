@@ -127,6 +127,9 @@ pub enum Reason {
     SignatureInvalid,
     /// The timestamp is more than 30 s from the verifier's clock.
     TimestampOutsideWindow,
+    /// The agent is in hybrid mode and the statement carries no ML-DSA-65 signature (for the
+    /// server to use; upstream answers this for every statement of a hybrid agent).
+    HybridSignatureRequired,
 }
 
 impl Reason {
@@ -151,6 +154,7 @@ impl Reason {
             Reason::KeyNotRecognized => "agentKeyNotRecognized",
             Reason::SignatureInvalid => "signatureInvalid",
             Reason::TimestampOutsideWindow => "timestampOutsideWindow",
+            Reason::HybridSignatureRequired => "hybridSignatureRequired",
         }
     }
 
@@ -162,7 +166,8 @@ impl Reason {
             | Reason::NonceRequired
             | Reason::KeyNotRecognized
             | Reason::SignatureInvalid
-            | Reason::TimestampOutsideWindow => self.code(),
+            | Reason::TimestampOutsideWindow
+            | Reason::HybridSignatureRequired => self.code(),
             _ => "invalidRequest",
         }
     }

@@ -394,8 +394,13 @@ fn reason_codes_are_distinct_camel_case_ascii() {
         Reason::KeyNotRecognized,
         Reason::SignatureInvalid,
         Reason::TimestampOutsideWindow,
+        Reason::HybridSignatureRequired,
     ];
     let codes: std::collections::HashSet<_> = all.iter().map(|r| r.code()).collect();
+    for r in all {
+        assert!([400, 401, 422].contains(&r.http_status()), "{r}");
+        assert!(r.upstream_code() == "invalidRequest" || r.upstream_code() == r.code());
+    }
     assert_eq!(codes.len(), all.len());
     for code in codes {
         assert!(code.bytes().all(|b| b.is_ascii_alphabetic()), "{code}");
