@@ -181,7 +181,7 @@ fn serve_vault(args: McpVaultArgs) -> Result<()> {
 /// Logs go to stderr (stdout is the MCP channel), filtered by `AIM_LOG` (default `warn`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp::service=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
