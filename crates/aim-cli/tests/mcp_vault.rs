@@ -467,3 +467,97 @@ fn a_wrong_key_never_serves_and_nothing_reaches_stdout() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not unlock"), "{err}");
 }
+
+/// Sends one raw HTTP POST of an `initialize` to `addr` with `auth` and returns the status line.
+async fn raw_initialize(addr: &str, auth: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn http_needs_the_bearer_token_and_serves_the_same_tools() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const TOKEN: &str = "a-long-random-bearer-token-for-tests";
+    let f = Fixture::new();
+    let mut cmd = tokio::process::Command::from(f.command(
+        &["--http", "127.0.0.1:0", "--token-fd", "0"],
+        f.dir.path(),
+        None,
+    ));
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(TOKEN.as_bytes()).await.unwrap();
+    drop(stdin);
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next_line().await.unwrap().expect("server exited");
+        if let Some(url) = line.strip_prefix("aim mcp vault listening on ") {
+            break url.to_owned();
+        }
+    };
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+
+    // No token, a wrong token: 401 before any MCP handling.
+    assert_eq!(raw_initialize(&addr, None).await, "HTTP/1.1 401");
+    assert_eq!(
+        raw_initialize(&addr, Some("Bearer not-the-token")).await,
+        "HTTP/1.1 401"
+    );
+
+    // With the token: the same tools and gates as over stdio.
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            url.as_str(),
+        )
+        .auth_header(TOKEN),
+    );
+    let client = TestClient.serve(transport).await.unwrap();
+    let id = answer(&client, "store", json!({"content": "over http"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = answer(&client, "recall", json!({"id": id})).await;
+    assert_eq!(r["content"], "over http");
+    let l3 = answer(
+        &client,
+        "store",
+        json!({"content": "sealed over http", "classification": 3}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = mcp_error(&client, "recall", json!({"id": l3, "justification": "x"})).await;
+    assert_eq!(e.code, DENIED);
+    client.cancel().await.unwrap();
+    child.kill().await.unwrap();
+
+    // A non-loopback address without a token never serves.
+    let out = f
+        .command(&["--http", "0.0.0.0:0"], f.dir.path(), None)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+}

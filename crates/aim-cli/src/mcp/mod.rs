@@ -1,10 +1,12 @@
 //! `aim mcp`: MCP servers. `aim mcp vault` serves the memory vault to any MCP client over stdio.
 
 mod errors;
+mod http;
 mod hygiene;
 mod tools;
 mod worker;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use vault_store::{Gates, KeySource, Session, Vault};
 
 use crate::vault::aim_approver::AimServerApprover;
 use crate::vault::secrets::{self, Source};
+use tools::VaultServer;
 
 pub(crate) use hygiene::{HygieneRule, Rule};
 
@@ -73,6 +76,13 @@ pub(crate) struct McpVaultArgs {
     /// person's approval).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=5))]
     elevate_to: u8,
+    /// Serve MCP streamable HTTP at `http://ADDR/mcp` instead of stdio (e.g. `127.0.0.1:8765`).
+    /// A non-loopback address needs --token-fd.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// With --http: read the bearer token every request must carry from this file descriptor.
+    #[arg(long, value_name = "N", requires = "http")]
+    token_fd: Option<u32>,
 }
 
 /// Runs `aim mcp ...`.
@@ -145,7 +155,8 @@ impl McpVaultArgs {
     }
 }
 
-/// Unlocks the vault on its own thread, then serves MCP on stdio until the client leaves.
+/// Unlocks the vault on its own thread, then serves MCP on stdio until the client leaves (or
+/// over HTTP with `--http` until Ctrl-C).
 fn serve_vault(args: McpVaultArgs) -> Result<()> {
     init_logging();
     let identity = tools::ServerIdentity {
@@ -153,6 +164,16 @@ fn serve_vault(args: McpVaultArgs) -> Result<()> {
         aim_agent: args.aim_agent.clone(),
     };
     let hygiene = args.hygiene();
+    let http = match args.http {
+        Some(addr) => {
+            let token = args
+                .token_fd
+                .map(|fd| secrets::read(Source::Fd(fd), "bearer token"))
+                .transpose()?;
+            Some((addr, token))
+        }
+        None => None,
+    };
     let (handle, thread) = worker::VaultHandle::start(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -160,22 +181,32 @@ fn serve_vault(args: McpVaultArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let served = runtime.block_on(async move {
-        let server = tools::VaultServer::new(handle, identity, hygiene);
-        let running = server
-            .serve(rmcp::transport::stdio())
-            .await
-            .map_err(|e| anyhow!("MCP initialisation failed: {e}"))?;
-        running
-            .waiting()
-            .await
-            .map_err(|e| anyhow!("MCP server stopped: {e}"))?;
-        Ok::<_, anyhow::Error>(())
+        match http {
+            Some((addr, token)) => {
+                let make = move || VaultServer::new(handle.clone(), identity.clone(), hygiene);
+                http::serve(addr, token, make).await
+            }
+            None => serve_stdio(VaultServer::new(handle, identity, hygiene)).await,
+        }
     });
     runtime.shutdown_background();
     let closed = thread
         .join()
         .map_err(|_| anyhow!("the vault thread panicked"))?;
     served.and(closed)
+}
+
+/// Serves one MCP session on stdin/stdout until the client leaves.
+async fn serve_stdio(server: VaultServer) -> Result<()> {
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| anyhow!("MCP initialisation failed: {e}"))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| anyhow!("MCP server stopped: {e}"))?;
+    Ok(())
 }
 
 /// Logs go to stderr (stdout is the MCP channel), filtered by `AIM_LOG` (default `warn`).
