@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interoperability test: the official AIM Python SDK from PyPI (pinned), unmodified, driven
-# against our `aim server` on a free loopback port with a scratch data directory and HOME.
+# against our `aim server` on a free loopback port with a scratch data directory and HOME; then
+# the official Python MCP SDK (pinned) spawning `aim mcp vault` over stdio (mcp_vault.py).
 # Run by `cargo xtask interop` and `cargo xtask ci`. Exits non-zero, with the failing step, when
 # compatibility breaks. See docs/server.md ("Python SDK interop") for what the SDK sends.
 set -euo pipefail
@@ -100,6 +101,36 @@ fi
 # No secret may reach the server's log.
 if grep -q -- "$ADMIN_KEY" "$WORK/server.err" "$WORK/server.out"; then
     say "FAILED: the admin API key appears in the server log"
+    exit 1
+fi
+say "AIM SDK PASS"
+
+# 6. The official Python MCP SDK (`mcp` from PyPI, pinned, own virtualenv) spawns
+#    `aim mcp vault` over stdio as Claude Desktop would (docs/mcp.md).
+MCP_SDK_VERSION="2.3.0"
+MCP_VENV="$ROOT/target/interop-mcp-venv"
+if [ ! -x "$MCP_VENV/bin/python" ]; then
+    say "creating $MCP_VENV"
+    "$PYTHON" -m venv "$MCP_VENV"
+fi
+if ! "$MCP_VENV/bin/python" - "$MCP_SDK_VERSION" <<'EOF' 2>/dev/null
+import importlib.metadata, sys
+sys.exit(0 if importlib.metadata.version("mcp") == sys.argv[1] else 1)
+EOF
+then
+    say "installing mcp==$MCP_SDK_VERSION from PyPI"
+    "$MCP_VENV/bin/pip" install --quiet --disable-pip-version-check \
+        -c "$ROOT/xtask/interop/mcp-constraints.txt" "mcp==$MCP_SDK_VERSION"
+fi
+mkdir -p "$WORK/mcp"
+status=0
+AIM_BIN="$AIM" AIM_MCP_WORK="$WORK/mcp" AIM_MCP_SDK_VERSION="$MCP_SDK_VERSION" \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$MCP_VENV/bin/python" "$ROOT/xtask/interop/mcp_vault.py" >"$WORK/mcp.out" 2>&1 || status=$?
+grep -E '^(ok |FAIL|interop:|Traceback|  File|[A-Za-z]+Error)' "$WORK/mcp.out" || true
+if [ "$status" -ne 0 ]; then
+    say "MCP FAILED (exit $status); full output follows"
+    cat "$WORK/mcp.out"
     exit 1
 fi
 say "PASS"

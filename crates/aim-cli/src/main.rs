@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod capabilities;
 mod detect;
+mod mcp;
 mod policies;
 mod server;
 mod vault;
@@ -44,6 +45,8 @@ enum Command {
     Policies(policies::PoliciesArgs),
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
+    /// MCP servers: `aim mcp vault` serves the memory vault to MCP clients over stdio.
+    Mcp(mcp::McpArgs),
     /// Run the AIM identity server, or `aim server init` to create the first organization and admin key.
     Server(server::ServerArgs),
     /// The encrypted memory vault: store, recall (gated), search, lockdown, backup, rotate, verify.
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Capabilities(args) => capabilities::run(args),
         Command::Policies(args) => policies::run(args),
         Command::Detect(args) => detect::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::Server(args) => server::run(args),
         Command::Vault(args) => vault::run(args),
     }

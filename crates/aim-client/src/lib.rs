@@ -33,6 +33,8 @@ mod guard;
 mod http;
 mod identity;
 pub mod keyring;
+#[cfg(feature = "rmcp")]
+pub mod mcp;
 pub mod poll;
 pub mod retry;
 pub mod store;

@@ -1,9 +1,9 @@
 //! `aim vault`: the encrypted memory vault.
 
-mod aim_approver;
+pub(crate) mod aim_approver;
 mod escrow;
 mod presence;
-mod secrets;
+pub(crate) mod secrets;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
