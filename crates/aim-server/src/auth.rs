@@ -15,8 +15,15 @@
 //! * Replay: every accepted signature is recorded in `replay_guard` (agent id, SHA-256 of the
 //!   signature) until it leaves the freshness window; a second use violates the primary key and
 //!   is refused with 401 `replayed request`. The row lives in the database, so the guard holds
-//!   across server replicas sharing it. Writes insert the row in their own transaction;
-//!   read-only requests insert it in a batched write before answering.
+//!   across server replicas sharing it. A signature is consumed when it is checked, whatever the
+//!   outcome: writes record the mark in the batch of their write but in a savepoint of its own
+//!   ([`crate::db::Writer::write_signed`]), so a refused write does not roll the mark back;
+//!   signatures of suspended or revoked agents are recorded before the refusal; read-only
+//!   requests record it in a batched write before answering. Refusals that come before any
+//!   write depend only on the signed bytes (malformed body, another agent's path), so a replay
+//!   meets the same refusal.
+//! * The superseded key (grace period) signs ordinary requests only: see
+//!   [`Caller::require_current_key`].
 
 use aim_crypto::hash::sha256;
 use aim_crypto::{AgentPublicKey, AgentSignature, CryptoError, RequestVerifier, SignedRequest};
@@ -48,12 +55,23 @@ pub(crate) struct ReplayMark {
     pub(crate) expires_at: i64,
 }
 
+/// Which of the agent's registered keys verified a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUsed {
+    /// The current key.
+    Current,
+    /// The key superseded by the last rotation, during its grace period.
+    Previous,
+}
+
 /// An agent authenticated by its request signature.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentCaller {
     pub(crate) org_id: String,
     pub(crate) agent_id: String,
     pub(crate) replay: ReplayMark,
+    /// The key that verified the signature.
+    pub(crate) key_used: KeyUsed,
 }
 
 /// Either kind of caller.
@@ -97,6 +115,18 @@ impl Caller {
                 "the request is signed by agent {} but addresses agent {agent_id}",
                 a.agent_id
             ))),
+        }
+    }
+
+    /// Refuses agents signing with their superseded key (grace period): that key may sign
+    /// ordinary requests but never rotate keys, register keys or change status, so a thief of
+    /// the old key is locked out of the identity once the agent rotated.
+    pub(crate) fn require_current_key(&self, what: &str) -> Result<()> {
+        match self {
+            Caller::Agent(a) if a.key_used == KeyUsed::Previous => Err(Error::forbidden(format!(
+                "only the agent's current key can {what}; this request is signed with the key it replaced (accepted for ordinary requests during the grace period only)"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -247,6 +277,35 @@ fn presented_key(headers: &HeaderMap, registration: bool) -> Result<Option<&str>
     Ok(None)
 }
 
+/// Refuses an approval (of a verification or a capability request) through the API key that
+/// registered the agent: that key lives in the agent's process (the SDK's API-key mode), so an
+/// approval through it is the agent approving itself. `registered_by` is the agent's
+/// `registered_by_key`; roles are checked by the caller (a `registration` key never gets here).
+pub(crate) fn require_independent_approver(
+    person: &Person,
+    registered_by: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    if registered_by == Some(person.api_key_id.as_str()) {
+        return Err(Error::forbidden(format!(
+            "this API key registered the agent, so it cannot approve the agent's {what}: no agent approves itself. \
+             A person must approve with their own key (give agents a registration key: aim key create NAME --role registration)"
+        )));
+    }
+    Ok(())
+}
+
+/// The role a key acts with: the lower of the key's and its owner's. A `registration` key keeps
+/// that role only while its owner may register agents (member or higher).
+fn effective_role(key_role: Role, user_role: Role) -> Result<Role> {
+    if key_role == Role::Registration && user_role < Role::Member {
+        return Err(Error::forbidden(format!(
+            "this registration key's owner has role {user_role}; registering agents needs member or higher"
+        )));
+    }
+    Ok(key_role.min(user_role))
+}
+
 /// Parses an id that must be a UUID, answering 400 otherwise; returns the canonical form.
 pub(crate) fn parse_uuid(text: &str, what: &str) -> Result<String> {
     uuid::Uuid::parse_str(text)
@@ -262,10 +321,13 @@ impl AppState {
         Ok(person)
     }
 
-    /// Authenticates a person by API key, also accepting `X-AIM-API-Key` (agent registration).
+    /// Authenticates a person by API key, also accepting `X-AIM-API-Key` (agent registration):
+    /// a `registration` key, or a key with role member or higher.
     pub(crate) async fn registering_person(&self, headers: &HeaderMap) -> Result<Person> {
         let person = self.api_key_caller(headers, true).await?;
-        person.require(Role::Member)?;
+        if person.role != Role::Registration {
+            person.require(Role::Member)?;
+        }
         Ok(person)
     }
 
@@ -302,7 +364,7 @@ impl AppState {
         if user_status != "active" {
             return Err(Error::unauthorized("the owner of this API key is disabled"));
         }
-        let role = Role::parse(&key_role)?.min(Role::parse(&user_role)?);
+        let role = effective_role(Role::parse(&key_role)?, Role::parse(&user_role)?)?;
         self.touch_api_key(&id, last_used);
         Ok(Person {
             org_id: org,
@@ -344,15 +406,26 @@ impl AppState {
 
     /// Authenticates an agent by its request signature. The returned mark must be recorded
     /// (see [`record_replay`] and [`AppState::consume_replay`]).
+    /// A signature that verifies but comes from a suspended or revoked agent is consumed
+    /// (recorded) before the refusal, so it cannot be replayed after a reactivation.
     pub(crate) async fn agent_caller(&self, req: &RequestParts<'_>) -> Result<AgentCaller> {
         let headers = SignatureHeaders::parse(req.headers)?;
         let agent = self.agent_keys(&headers.agent_id).await?;
-        self.check_signature(&agent, &headers, req)
+        let caller = self.verify_signature(&agent, &headers, req)?;
+        if let Err(refusal) = agent.require_active() {
+            let mark = caller.replay;
+            self.db
+                .writer
+                .write(move |conn| Box::pin(async move { record_replay(conn, &mark).await }))
+                .await?;
+            return Err(refusal);
+        }
+        Ok(caller)
     }
 
     /// Verifies the signature headers of `req` with `agent`'s registered keys (current, and the
-    /// previous one during its grace period), then its status.
-    pub(crate) fn check_signature(
+    /// previous one during its grace period); the agent's status is not looked at.
+    pub(crate) fn verify_signature(
         &self,
         agent: &AgentKeys,
         headers: &SignatureHeaders<'_>,
@@ -377,20 +450,24 @@ impl AppState {
             body: req.body,
         };
         let mut last_err = CryptoError::BadSignature;
-        let mut accepted_ts = None;
-        for key in &keys {
+        let mut accepted = None;
+        for (i, key) in keys.iter().enumerate() {
             match verifier.verify(&key.key, &request, now_secs) {
                 Ok(ts) => {
-                    accepted_ts = Some(ts);
+                    let used = if i == 0 && key.text == agent.public_key {
+                        KeyUsed::Current
+                    } else {
+                        KeyUsed::Previous
+                    };
+                    accepted = Some((ts, used));
                     break;
                 }
                 Err(e) => last_err = e,
             }
         }
-        let Some(ts) = accepted_ts else {
+        let Some((ts, key_used)) = accepted else {
             return Err(signature_error(last_err));
         };
-        agent.require_active()?;
         let sig = AgentSignature::from_b64(headers.signature).map_err(signature_error)?;
         Ok(AgentCaller {
             org_id: agent.org_id.clone(),
@@ -400,6 +477,7 @@ impl AppState {
                 signature_hash: hex::encode(sha256(&sig.to_bytes())),
                 expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
             },
+            key_used,
         })
     }
 

@@ -34,12 +34,14 @@ mod http;
 mod init;
 mod metrics;
 pub mod model;
+mod names;
 mod routes;
 mod scores;
 mod server;
 mod state;
 mod sweep;
 pub mod trust;
+mod withdraw;
 
 pub use apikey::{API_KEY_PREFIX, ApiKeySecret};
 pub use config::{

@@ -16,16 +16,18 @@ use super::util::{
     iso, iso_opt, limit, name_field, offset, parse_body, parse_optional_body, parts, text_field,
 };
 use crate::audit;
-use crate::auth::{Caller, Person, record_replay};
+use crate::auth::{Caller, Person};
 use crate::config::duration_ms;
 use crate::db::new_id;
 use crate::decision::validate_pattern;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{AgentStatus, Role};
+use crate::names;
 use crate::routes::ErrorBody;
 use crate::scores::{self, TrustEvent};
 use crate::state::AppState;
 use crate::trust::{self, TrustInputs};
+use crate::withdraw::{Withdrawal, withdraw_verifications};
 
 /// Registration request. Field names are accepted in snake_case and in the camelCase the
 /// PyPI SDKs send.
@@ -279,6 +281,8 @@ struct NewAgent {
     documentation_url: Option<String>,
     public_key: String,
     generated: Option<AgentKeypair>,
+    /// The name's confusable skeleton ([`names::name_key`]).
+    name_key: String,
     talks_to: Vec<String>,
     capabilities: Vec<String>,
 }
@@ -295,6 +299,7 @@ fn optional_text(v: Option<String>, what: &str, max: usize) -> Result<Option<Str
 
 fn validate_registration(req: RegisterAgent) -> Result<NewAgent> {
     let name = name_field(&req.name, "name", 128)?;
+    let name_key = names::name_key(&name)?;
     let display_name = match req.display_name {
         Some(d) if !d.trim().is_empty() => name_field(&d, "display_name", 200)?,
         _ => name.clone(),
@@ -362,6 +367,7 @@ fn validate_registration(req: RegisterAgent) -> Result<NewAgent> {
     };
     Ok(NewAgent {
         name,
+        name_key,
         display_name,
         description,
         agent_type,
@@ -383,11 +389,33 @@ async fn insert_agent(
     a: &NewAgent,
 ) -> Result<f64> {
     let score = trust::score(AgentStatus::Verified, &TrustInputs::default());
+    // The writer runs one job at a time, so this check and the insert cannot interleave with
+    // another registration.
+    let look_alike: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM agents WHERE organization_id = ? AND name_key = ? LIMIT 1",
+    )
+    .bind(&person.org_id)
+    .bind(&a.name_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(existing) = look_alike {
+        return Err(Error::conflict(if existing == a.name {
+            format!(
+                "an agent named '{}' already exists in this organization",
+                a.name
+            )
+        } else {
+            format!(
+                "the name '{}' looks like the existing agent '{existing}' (same letters after case folding and Unicode confusable mapping); choose a distinct name",
+                a.name
+            )
+        }));
+    }
     let inserted = sqlx::query(
         "INSERT INTO agents (id, organization_id, name, display_name, description, agent_type, version, \
          repository_url, documentation_url, status, public_key, key_created_at, key_generated_by_server, \
-         trust_score, created_by, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?)",
+         trust_score, created_by, created_at, updated_at, registered_by_key, name_key) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id)
     .bind(&person.org_id)
@@ -405,6 +433,8 @@ async fn insert_agent(
     .bind(&person.user_id)
     .bind(now)
     .bind(now)
+    .bind(&person.api_key_id)
+    .bind(&a.name_key)
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -757,6 +787,22 @@ async fn change_status(
                     .bind(&agent_id)
                     .execute(&mut *conn)
                     .await?;
+                let actor = person.actor();
+                let withdrawn = if matches!(target, AgentStatus::Suspended | AgentStatus::Revoked) {
+                    withdraw_verifications(
+                        conn,
+                        Withdrawal {
+                            org_id: &person.org_id,
+                            agent_id: &agent_id,
+                            new_status: target.as_str(),
+                            actor: &actor,
+                            now,
+                        },
+                    )
+                    .await?
+                } else {
+                    0
+                };
                 let action = match target {
                     AgentStatus::Suspended => "agent.suspended",
                     AgentStatus::Verified => "agent.reactivated",
@@ -768,11 +814,14 @@ async fn change_status(
                     audit::Entry {
                         organization_id: &person.org_id,
                         at: now,
-                        actor: &person.actor(),
+                        actor: &actor,
                         action,
                         target_type: "agent",
                         target_id: Some(&agent_id),
-                        details: serde_json::json!({ "from": current, "to": target, "reason": reason }),
+                        details: serde_json::json!({
+                            "from": current, "to": target, "reason": reason,
+                            "verifications_withdrawn": withdrawn,
+                        }),
                     },
                 )
                 .await?;
@@ -786,7 +835,8 @@ async fn change_status(
     Ok(Json(state.agent_view(rec).await?))
 }
 
-/// Suspend an agent (member or higher): its signatures are refused until reactivated.
+/// Suspend an agent (member or higher): its signatures are refused until reactivated, its
+/// pending verifications are cancelled and its unexpired approvals withdrawn (audited).
 #[utoipa::path(post, path = "/api/v1/agents/{id}/suspend", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body(content = StatusChange, description = "Optional reason"),
@@ -840,7 +890,8 @@ pub(crate) async fn reactivate_agent(
     .await
 }
 
-/// Revoke an agent for good (admin).
+/// Revoke an agent for good (admin); like suspension, cancels its pending verifications and
+/// withdraws its unexpired approvals.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/revoke", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body(content = StatusChange, description = "Optional reason"),
@@ -890,8 +941,9 @@ pub(crate) struct Rotated {
     key_created_at: String,
 }
 
-/// Rotate an agent's key: a person (member or higher) or the agent itself, signing with its
-/// current key. The previous key keeps verifying during the grace period.
+/// Rotate an agent's key: an admin, or the agent itself signing with its current key (never
+/// with the key a rotation superseded). The previous key keeps verifying ordinary requests
+/// during the grace period.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/keys", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body = RotateKey,
@@ -899,6 +951,7 @@ pub(crate) struct Rotated {
     responses(
         (status = 200, description = "Rotated", body = Rotated),
         (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 403, description = "Not an admin, another agent, or signed with the superseded key", body = ErrorBody),
         (status = 404, description = "No such agent", body = ErrorBody),
         (status = 409, description = "Same key, or agent revoked", body = ErrorBody),
     ))]
@@ -910,11 +963,14 @@ pub(crate) async fn rotate_key(
     Path(ident): Path<String>,
     body: Bytes,
 ) -> Result<Json<Rotated>> {
+    // An admin, or the agent itself with its current key: a member rotating an agent's key to
+    // one the member holds would take the agent over, with every grant an admin gave it.
     let caller = state
-        .caller(&parts(&method, &uri, &headers, &body), Role::Member)
+        .caller(&parts(&method, &uri, &headers, &body), Role::Admin)
         .await?;
     let rec = find_agent(&state.db.read, caller.org_id(), &ident).await?;
-    caller.require_agent_access(&rec.id, Role::Member)?;
+    caller.require_agent_access(&rec.id, Role::Admin)?;
+    caller.require_current_key("rotate the agent's key")?;
     let req: RotateKey = parse_body(&body)?;
     let new_key = AgentPublicKey::from_b64(req.public_key.trim())
         .map_err(|e| Error::bad_request(format!("public_key: {e}")))?
@@ -932,11 +988,8 @@ pub(crate) async fn rotate_key(
     let out = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let row: Option<(String, String, i64)> = sqlx::query_as(
                     "SELECT public_key, status, rotation_count FROM agents WHERE id = ? AND organization_id = ?",
                 )
