@@ -295,6 +295,50 @@ pub(crate) fn require_independent_approver(
     Ok(())
 }
 
+tokio::task_local! {
+    /// The replay mark of the signature checked while serving the current request, if any.
+    static CHECKED: std::cell::RefCell<Option<ReplayMark>>;
+}
+
+/// Remembers `mark` as the current request's checked signature (no-op outside
+/// [`consume_refused_signatures`]).
+fn note_checked(mark: &ReplayMark) {
+    let _outside_the_layer = CHECKED.try_with(|c| *c.borrow_mut() = Some(mark.clone()));
+}
+
+/// Middleware: a signature is consumed when it is checked, whatever the outcome. Successful
+/// requests record their mark themselves (in their write, or before a read answers); when the
+/// answer is an error after a signature verified (a refused write whose transaction rolled
+/// back, a suspended agent, a superseded key, a failed check), the mark is recorded here before
+/// the answer leaves, so the request cannot be replayed later when it might succeed.
+pub(crate) async fn consume_refused_signatures(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (response, mark) = CHECKED
+        .scope(std::cell::RefCell::new(None), async move {
+            let response = next.run(req).await;
+            let mark = CHECKED.with(|c| c.borrow_mut().take());
+            (response, mark)
+        })
+        .await;
+    let refused = response.status().is_client_error() || response.status().is_server_error();
+    if let Some(mark) = mark.filter(|_| refused) {
+        let recorded = state
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { record_replay(conn, &mark).await }))
+            .await;
+        match recorded {
+            // Already recorded (by the refused request's own write, or it was the replay).
+            Ok(()) | Err(Error::Unauthorized(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "could not consume a refused request's signature"),
+        }
+    }
+    response
+}
+
 /// The role a key acts with: the lower of the key's and its owner's. A `registration` key keeps
 /// that role only while its owner may register agents (member or higher).
 fn effective_role(key_role: Role, user_role: Role) -> Result<Role> {
@@ -406,20 +450,14 @@ impl AppState {
 
     /// Authenticates an agent by its request signature. The returned mark must be recorded
     /// (see [`record_replay`] and [`AppState::consume_replay`]).
-    /// A signature that verifies but comes from a suspended or revoked agent is consumed
-    /// (recorded) before the refusal, so it cannot be replayed after a reactivation.
+    /// Every signature that verifies is noted for [`consume_refused_signatures`], so a refusal
+    /// (of a suspended agent, say) still consumes it.
     pub(crate) async fn agent_caller(&self, req: &RequestParts<'_>) -> Result<AgentCaller> {
         let headers = SignatureHeaders::parse(req.headers)?;
         let agent = self.agent_keys(&headers.agent_id).await?;
         let caller = self.verify_signature(&agent, &headers, req)?;
-        if let Err(refusal) = agent.require_active() {
-            let mark = caller.replay;
-            self.db
-                .writer
-                .write(move |conn| Box::pin(async move { record_replay(conn, &mark).await }))
-                .await?;
-            return Err(refusal);
-        }
+        note_checked(&caller.replay);
+        agent.require_active()?;
         Ok(caller)
     }
 

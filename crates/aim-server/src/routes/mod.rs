@@ -192,6 +192,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .layer(axum::Extension(doc))
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::consume_refused_signatures,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(http::json_errors))
         .layer(axum::middleware::from_fn_with_state(

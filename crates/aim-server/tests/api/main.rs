@@ -4,6 +4,7 @@
 
 mod agents;
 mod auth;
+mod authz;
 mod bad_input;
 mod capabilities;
 mod harness;
