@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod capabilities;
 mod detect;
+mod key;
 mod policies;
 mod server;
 mod vault;
@@ -42,6 +43,8 @@ enum Command {
     Capabilities(capabilities::CapabilitiesArgs),
     /// Policies: list, add, update, remove.
     Policies(policies::PoliciesArgs),
+    /// API keys: create (e.g. a registration key for agents), list, revoke.
+    Key(key::KeyArgs),
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
     /// Run the AIM identity server, or `aim server init` to create the first organization and admin key.
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args),
         Command::Capabilities(args) => capabilities::run(args),
         Command::Policies(args) => policies::run(args),
+        Command::Key(args) => key::run(args),
         Command::Detect(args) => detect::run(args),
         Command::Server(args) => server::run(args),
         Command::Vault(args) => vault::run(args),

@@ -13,13 +13,15 @@ use sqlx::{Row, SqliteConnection};
 use utoipa::{IntoParams, ToSchema};
 
 use super::util::{
-    iso, iso_opt, limit, name_field, offset, parse_body, parse_optional_body, parts, text_field,
+    iso, iso_opt, label_field, limit, name_field, offset, parse_body, parse_optional_body, parts,
+    text_field,
 };
 use crate::audit;
 use crate::auth::{Caller, Person};
 use crate::config::duration_ms;
 use crate::db::new_id;
 use crate::decision::validate_pattern;
+use crate::decision_cache::parse_labels;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{AgentStatus, Role};
 use crate::names;
@@ -97,6 +99,8 @@ pub(crate) struct AgentView {
     pub(crate) capabilities: Vec<String>,
     /// Capabilities granted by people.
     pub(crate) granted_capabilities: Vec<String>,
+    /// Labels an admin gave the agent; policies select agents by id or by `label:NAME`.
+    pub(crate) labels: Vec<String>,
     pub(crate) created_by: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
@@ -126,11 +130,13 @@ pub(crate) struct AgentRecord {
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) last_active_at: Option<i64>,
+    /// Labels an admin gave the agent (policies select agents by them).
+    pub(crate) labels: Vec<String>,
 }
 
 pub(crate) const AGENT_COLUMNS: &str = "id, organization_id, name, display_name, description, agent_type, version, \
      repository_url, documentation_url, status, public_key, key_created_at, previous_public_key, \
-     previous_key_valid_until, rotation_count, trust_score, created_by, created_at, updated_at, last_active_at";
+     previous_key_valid_until, rotation_count, trust_score, created_by, created_at, updated_at, last_active_at, labels";
 
 impl AgentRecord {
     pub(crate) fn from_row(row: &SqliteRow) -> Result<Self> {
@@ -155,6 +161,7 @@ impl AgentRecord {
             created_at: row.try_get(17)?,
             updated_at: row.try_get(18)?,
             last_active_at: row.try_get(19)?,
+            labels: parse_labels(row.try_get(20)?),
         })
     }
 }
@@ -246,6 +253,7 @@ fn view(
         talks_to,
         capabilities: declared,
         granted_capabilities: granted,
+        labels: rec.labels,
         created_by: rec.created_by,
         created_at: iso(rec.created_at),
         updated_at: iso(rec.updated_at),
@@ -1050,6 +1058,84 @@ pub(crate) async fn rotate_key(
         .await?;
     state.decisions.invalidate(&out.agent_id);
     Ok(Json(out))
+}
+
+/// The labels to set on an agent (replacing its current ones).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct SetLabels {
+    /// At most 32 labels, each 1 to 64 ASCII letters, digits, `-`, `_`, `.`, `:` or `=`.
+    labels: Vec<String>,
+}
+
+/// Set an agent's labels (admin only). Policies select agents by id or by `label:NAME`, never
+/// by name: members choose names, only admins choose labels.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/labels", tag = "agents",
+    params(("id" = String, Path, description = "Agent id or name")),
+    request_body = SetLabels,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Labels set", body = AgentView),
+        (status = 400, description = "Invalid label", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+    ))]
+pub(crate) async fn set_labels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> Result<Json<AgentView>> {
+    let person = state.person(&headers, Role::Admin).await?;
+    let req: SetLabels = parse_body(&body)?;
+    let mut labels = Vec::new();
+    for l in &req.labels {
+        let l = label_field(l)?;
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    if labels.len() > 32 {
+        return Err(Error::bad_request("an agent has at most 32 labels"));
+    }
+    labels.sort();
+    let rec = find_agent(&state.db.read, &person.org_id, &ident).await?;
+    let (agent_id, org, now) = (rec.id.clone(), person.org_id.clone(), state.now_ms());
+    let text = serde_json::to_string(&labels)
+        .map_err(|e| Error::Internal(format!("labels do not serialize: {e}")))?;
+    state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE agents SET labels = ?, updated_at = ?, config_version = config_version + 1 \
+                     WHERE id = ? AND organization_id = ?",
+                )
+                .bind(&text)
+                .bind(now)
+                .bind(&agent_id)
+                .bind(&person.org_id)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &person.org_id,
+                        at: now,
+                        actor: &person.actor(),
+                        action: "agent.labels_set",
+                        target_type: "agent",
+                        target_id: Some(&agent_id),
+                        details: serde_json::json!({ "labels": labels }),
+                    },
+                )
+                .await
+            })
+        })
+        .await?;
+    state.decisions.invalidate(&rec.id);
+    let rec = find_agent(&state.db.read, &org, &rec.id).await?;
+    Ok(Json(state.agent_view(rec).await?))
 }
 
 /// Helper for other modules: resolves the agent a caller addresses and checks access.

@@ -108,6 +108,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::reactivate_agent))
         .routes(routes!(agents::revoke_agent))
         .routes(routes!(agents::rotate_key))
+        .routes(routes!(agents::set_labels))
         // Verifications.
         .routes(routes!(verifications::create_verification))
         .routes(routes!(verifications::sdk_get_verification))

@@ -506,6 +506,7 @@ impl Attempt<'_> {
                 id: &keys.id,
                 name: &keys.name,
                 status: keys.status,
+                labels: &bundle.fixed.labels,
             },
             grants: &bundle.fixed.grants,
             policies: &bundle.fixed.policies,
@@ -1398,6 +1399,10 @@ pub(crate) struct HumanDecision {
     reason: Option<String>,
 }
 
+/// A verification a person decides, with its agent: status, agent id, pending deadline,
+/// action, agent status, the key that registered the agent.
+type DecisionRow = (String, String, Option<i64>, String, String, Option<String>);
+
 enum HumanOutcome {
     Done,
     Expired,
@@ -1427,7 +1432,7 @@ async fn decide_pending(
         .writer
         .write(move |conn| {
             Box::pin(async move {
-                let row: Option<(String, String, Option<i64>, String, String, Option<String>)> = sqlx::query_as(
+                let row: Option<DecisionRow> = sqlx::query_as(
                     "SELECT v.status, v.agent_id, v.pending_expires_at, v.action_type, a.status, a.registered_by_key \
                      FROM verifications v JOIN agents a ON a.id = v.agent_id WHERE v.id = ? AND v.organization_id = ?",
                 )

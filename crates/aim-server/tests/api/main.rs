@@ -9,6 +9,7 @@ mod bad_input;
 mod capabilities;
 mod harness;
 mod mcp;
+mod names;
 mod oversight;
 mod policies;
 mod verifications;
