@@ -50,6 +50,11 @@ def admin(method, path, body=None):
     return r.status_code, payload
 
 
+def requests_status(method, path, key):
+    r = requests.request(method, URL + path, headers={"X-API-Key": key}, timeout=10)
+    return r.status_code, r.text
+
+
 def admin_ok(method, path, body=None, want=(200, 201)):
     status, payload = admin(method, path, body)
     check(status in want, f"{method} {path} answered {status}: {payload}")
@@ -88,6 +93,14 @@ def main():
 
     ctx = {}
 
+    @step("an admin creates a registration key for the agent (registers agents, nothing else)")
+    def _():
+        key = admin_ok("POST", "/api/v1/api-keys", {"name": "interop agents", "role": "registration"})
+        check(key["role"] == "registration", f"key role {key['role']}")
+        ctx["reg_key"] = key["api_key"]
+        status, _ = requests_status("GET", "/api/v1/agents", key["api_key"])
+        check(status == 403, f"a registration key read the agent list ({status})")
+
     @step("pinned SDK version installed")
     def _():
         got = importlib.metadata.version("aim-sdk")
@@ -96,7 +109,7 @@ def main():
     @step("register_agent in API-key mode (server-generated key returned once)")
     def _():
         client = register_agent(
-            AGENT, aim_url=URL, api_key=ADMIN_KEY, auto_detect=False,
+            AGENT, aim_url=URL, api_key=ctx["reg_key"], auto_detect=False,
             capabilities=["read_database", "delete_file"], description="interop test agent",
         )
         check(uuid.UUID(client.agent_id), "agent_id is not a UUID")
@@ -119,9 +132,9 @@ def main():
     def _():
         for cap in ("read_database", "delete_file"):
             admin_ok("POST", f"/api/v1/agents/{ctx['agent_id']}/capabilities", {"capability": cap, "reason": "interop"})
-        client = register_agent(AGENT, aim_url=URL, api_key=ADMIN_KEY)
+        client = register_agent(AGENT, aim_url=URL, api_key=ctx["reg_key"])
         check(client.agent_id == ctx["agent_id"], "the cached agent was not reused")
-        check(client.api_key == ADMIN_KEY and client.signing_key is not None, "reloaded client lacks key or API key")
+        check(client.api_key == ctx["reg_key"] and client.signing_key is not None, "reloaded client lacks key or API key")
         ctx["client"] = client
 
     @step("verify_action approved (non-ASCII context, floats, null resource)")

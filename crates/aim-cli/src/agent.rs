@@ -1,4 +1,4 @@
-//! `aim agent`: register, list, show, suspend, reactivate, revoke.
+//! `aim agent`: register, list, show, suspend, reactivate, revoke, label.
 
 use aim_client::{AimClient, RegistrationDetails};
 use clap::{Args, Subcommand};
@@ -11,7 +11,8 @@ use crate::admin_client::{AdminArgs, block_on, done, print};
   aim agent register billing-bot --server http://127.0.0.1:8080   # key generated locally
   aim agent list
   aim agent show billing-bot --json
-  aim agent suspend billing-bot")]
+  aim agent suspend billing-bot
+  aim agent label billing-bot payments prod   # policies then select `label:payments`")]
 pub(crate) struct AgentArgs {
     #[command(flatten)]
     admin: AdminArgs,
@@ -55,6 +56,14 @@ enum AgentCommand {
     Revoke {
         /// Agent name or id.
         agent: String,
+    },
+    /// Set an agent's labels (admin), replacing the current ones; policies select agents by
+    /// id or `label:NAME`, never by name. No labels clears them.
+    Label {
+        /// Agent name or id.
+        agent: String,
+        /// Labels (ASCII letters, digits, `-`, `_`, `.`, `:`, `=`).
+        labels: Vec<String>,
     },
 }
 
@@ -126,6 +135,21 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
                 status(&admin, &agent, "reactivate", "reactivated").await
             }
             AgentCommand::Revoke { agent } => status(&admin, &agent, "revoke", "revoked").await,
+            AgentCommand::Label { agent, labels } => {
+                let client = admin.client()?;
+                let id = client.resolve_agent(&agent).await?;
+                let value = client
+                    .put(
+                        &format!("/api/v1/agents/{id}/labels"),
+                        &serde_json::json!({ "labels": labels }),
+                    )
+                    .await?;
+                done(
+                    &value,
+                    admin.json,
+                    &format!("agent {agent} labels: {}", labels.join(", ")),
+                )
+            }
         }
     })
 }

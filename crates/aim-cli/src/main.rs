@@ -10,6 +10,7 @@ mod audit;
 mod capabilities;
 mod detect;
 mod mcp;
+mod key;
 mod policies;
 mod server;
 mod vault;
@@ -43,6 +44,8 @@ enum Command {
     Capabilities(capabilities::CapabilitiesArgs),
     /// Policies: list, add, update, remove.
     Policies(policies::PoliciesArgs),
+    /// API keys: create (e.g. a registration key for agents), list, revoke.
+    Key(key::KeyArgs),
     /// Detect an agent's capabilities and MCP servers (table, --json, or --report).
     Detect(detect::DetectArgs),
     /// MCP servers: `aim mcp vault` serves the memory vault to MCP clients over stdio.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args),
         Command::Capabilities(args) => capabilities::run(args),
         Command::Policies(args) => policies::run(args),
+        Command::Key(args) => key::run(args),
         Command::Detect(args) => detect::run(args),
         Command::Mcp(args) => mcp::run(args),
         Command::Server(args) => server::run(args),

@@ -14,9 +14,29 @@ use support::{aim, start};
 fn agent_capability_approval_policy_and_audit_commands() {
     let s = start();
 
-    let out = s.run(&["agent", "register", "cli-bot"]);
+    // The agent registers with a registration key (`aim key create --role registration`);
+    // that key cannot read or approve anything.
+    let registration = s.registration_key_file();
+    let out = s.run_with_key(&registration, &["agent", "register", "cli-bot"]);
     assert!(out.contains("agent cli-bot ready"), "{out}");
     assert!(s.home.path().join("agents/cli-bot.json").exists());
+    let refused = support::aim(
+        s.home.path(),
+        &[
+            "agent",
+            "list",
+            "--server",
+            &s.url,
+            "--api-key-file",
+            registration.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("registration"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // Registering again loads the stored identity (same id).
     let first = s.json(&["agent", "register", "cli-bot"]);
     let again = s.json(&["agent", "register", "cli-bot"]);
@@ -30,6 +50,13 @@ fn agent_capability_approval_policy_and_audit_commands() {
     assert!(header.starts_with("ID") && header.contains("NAME") && header.contains("STATUS"));
     assert!(table.contains("verified"), "{table}");
     assert!(s.run(&["agent", "show", "cli-bot"]).contains("PUBLIC KEY"));
+    let labelled = s.json(&["agent", "label", "cli-bot", "payments", "prod"]);
+    assert_eq!(labelled["labels"], serde_json::json!(["payments", "prod"]));
+    let keys = s.run(&["key", "list"]);
+    assert!(
+        keys.contains("registration") && keys.contains("ROLE"),
+        "{keys}"
+    );
 
     assert!(
         s.run(&["capabilities", "grant", "cli-bot", "delete_file"])

@@ -71,7 +71,10 @@ fn pending_for(s: &support::Server, memory: &str, child: &mut Child) -> String {
 #[test]
 fn level_3_recall_waits_for_a_person_on_the_aim_server() {
     let s = start();
-    s.run(&["agent", "register", "vault-bot"]);
+    // The agent registers with a registration key; the admin's key approves (the key that
+    // registered an agent can never approve its requests).
+    let registration = s.registration_key_file();
+    s.run_with_key(&registration, &["agent", "register", "vault-bot"]);
     let home = s.home.path();
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("vault.db");

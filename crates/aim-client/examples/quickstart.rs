@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use aim_client::{ActionRequest, AdminClient, AimClient, ClientConfig, Error};
+use aim_client::{ActionRequest, AdminClient, AimClient, ApiKey, ClientConfig, Error};
 use serde_json::json;
 
 #[tokio::main]
@@ -24,8 +24,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ClientConfig::from_env()?;
     let admin = AdminClient::new(&config)?;
 
-    // 1. Register (or load) the agent. Its private key is generated here and never sent.
-    let agent = AimClient::secure_with("quickstart-agent", config).await?;
+    // 1. Register (or load) the agent. Its private key is generated here and never sent. The
+    //    agent gets a registration key, not the admin key: that key registers agents and does
+    //    nothing else, so the agent's process can never approve its own actions (and the server
+    //    refuses approvals through the key that registered an agent anyway).
+    let registration = admin
+        .post(
+            "/api/v1/api-keys",
+            &json!({ "name": "quickstart agents", "role": "registration" }),
+        )
+        .await?;
+    let mut agent_config = config.clone();
+    agent_config.api_key = Some(ApiKey::new(
+        registration["api_key"]
+            .as_str()
+            .ok_or("the server returned no registration key")?,
+    )?);
+    let agent = AimClient::secure_with("quickstart-agent", agent_config).await?;
     println!(
         "agent {} registered: id {}",
         agent.identity().name(),

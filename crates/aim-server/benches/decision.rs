@@ -120,6 +120,7 @@ fn run_once(f: &Fixture, i: usize) -> aim_server::decision::Outcome {
             id: "7d9f0000-0000-4000-8000-000000000001",
             name: "billing-bot",
             status: AgentStatus::Verified,
+            labels: &[],
         },
         grants: &f.grants,
         policies: &f.policies,

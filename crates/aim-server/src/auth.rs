@@ -15,8 +15,15 @@
 //! * Replay: every accepted signature is recorded in `replay_guard` (agent id, SHA-256 of the
 //!   signature) until it leaves the freshness window; a second use violates the primary key and
 //!   is refused with 401 `replayed request`. The row lives in the database, so the guard holds
-//!   across server replicas sharing it. Writes insert the row in their own transaction;
-//!   read-only requests insert it in a batched write before answering.
+//!   across server replicas sharing it. A signature is consumed when it is checked, whatever the
+//!   outcome: writes record the mark in the batch of their write but in a savepoint of its own
+//!   ([`crate::db::Writer::write_signed`]), so a refused write does not roll the mark back;
+//!   signatures of suspended or revoked agents are recorded before the refusal; read-only
+//!   requests record it in a batched write before answering. Refusals that come before any
+//!   write depend only on the signed bytes (malformed body, another agent's path), so a replay
+//!   meets the same refusal.
+//! * The superseded key (grace period) signs ordinary requests only: see
+//!   [`Caller::require_current_key`].
 
 use aim_crypto::hash::sha256;
 use aim_crypto::{
@@ -51,12 +58,23 @@ pub(crate) struct ReplayMark {
     pub(crate) expires_at: i64,
 }
 
+/// Which of the agent's registered keys verified a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUsed {
+    /// The current key.
+    Current,
+    /// The key superseded by the last rotation, during its grace period.
+    Previous,
+}
+
 /// An agent authenticated by its request signature.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentCaller {
     pub(crate) org_id: String,
     pub(crate) agent_id: String,
     pub(crate) replay: ReplayMark,
+    /// The key that verified the signature.
+    pub(crate) key_used: KeyUsed,
 }
 
 /// Either kind of caller.
@@ -100,6 +118,18 @@ impl Caller {
                 "the request is signed by agent {} but addresses agent {agent_id}",
                 a.agent_id
             ))),
+        }
+    }
+
+    /// Refuses agents signing with their superseded key (grace period): that key may sign
+    /// ordinary requests but never rotate keys, register keys or change status, so a thief of
+    /// the old key is locked out of the identity once the agent rotated.
+    pub(crate) fn require_current_key(&self, what: &str) -> Result<()> {
+        match self {
+            Caller::Agent(a) if a.key_used == KeyUsed::Previous => Err(Error::forbidden(format!(
+                "only the agent's current key can {what}; this request is signed with the key it replaced (accepted for ordinary requests during the grace period only)"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -264,6 +294,79 @@ fn presented_key(headers: &HeaderMap, registration: bool) -> Result<Option<&str>
     Ok(None)
 }
 
+/// Refuses an approval (of a verification or a capability request) through the API key that
+/// registered the agent: that key lives in the agent's process (the SDK's API-key mode), so an
+/// approval through it is the agent approving itself. `registered_by` is the agent's
+/// `registered_by_key`; roles are checked by the caller (a `registration` key never gets here).
+pub(crate) fn require_independent_approver(
+    person: &Person,
+    registered_by: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    if registered_by == Some(person.api_key_id.as_str()) {
+        return Err(Error::forbidden(format!(
+            "this API key registered the agent, so it cannot approve the agent's {what}: no agent approves itself. \
+             A person must approve with their own key (give agents a registration key: aim key create NAME --role registration)"
+        )));
+    }
+    Ok(())
+}
+
+tokio::task_local! {
+    /// The replay mark of the signature checked while serving the current request, if any.
+    static CHECKED: std::cell::RefCell<Option<ReplayMark>>;
+}
+
+/// Remembers `mark` as the current request's checked signature (no-op outside
+/// [`consume_refused_signatures`]).
+fn note_checked(mark: &ReplayMark) {
+    let _outside_the_layer = CHECKED.try_with(|c| *c.borrow_mut() = Some(mark.clone()));
+}
+
+/// Middleware: a signature is consumed when it is checked, whatever the outcome. Successful
+/// requests record their mark themselves (in their write, or before a read answers); when the
+/// answer is an error after a signature verified (a refused write whose transaction rolled
+/// back, a suspended agent, a superseded key, a failed check), the mark is recorded here before
+/// the answer leaves, so the request cannot be replayed later when it might succeed.
+pub(crate) async fn consume_refused_signatures(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (response, mark) = CHECKED
+        .scope(std::cell::RefCell::new(None), async move {
+            let response = next.run(req).await;
+            let mark = CHECKED.with(|c| c.borrow_mut().take());
+            (response, mark)
+        })
+        .await;
+    let refused = response.status().is_client_error() || response.status().is_server_error();
+    if let Some(mark) = mark.filter(|_| refused) {
+        let recorded = state
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { record_replay(conn, &mark).await }))
+            .await;
+        match recorded {
+            // Already recorded (by the refused request's own write, or it was the replay).
+            Ok(()) | Err(Error::Unauthorized(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "could not consume a refused request's signature"),
+        }
+    }
+    response
+}
+
+/// The role a key acts with: the lower of the key's and its owner's. A `registration` key keeps
+/// that role only while its owner may register agents (member or higher).
+fn effective_role(key_role: Role, user_role: Role) -> Result<Role> {
+    if key_role == Role::Registration && user_role < Role::Member {
+        return Err(Error::forbidden(format!(
+            "this registration key's owner has role {user_role}; registering agents needs member or higher"
+        )));
+    }
+    Ok(key_role.min(user_role))
+}
+
 /// Parses an id that must be a UUID, answering 400 otherwise; returns the canonical form.
 pub(crate) fn parse_uuid(text: &str, what: &str) -> Result<String> {
     uuid::Uuid::parse_str(text)
@@ -279,10 +382,13 @@ impl AppState {
         Ok(person)
     }
 
-    /// Authenticates a person by API key, also accepting `X-AIM-API-Key` (agent registration).
+    /// Authenticates a person by API key, also accepting `X-AIM-API-Key` (agent registration):
+    /// a `registration` key, or a key with role member or higher.
     pub(crate) async fn registering_person(&self, headers: &HeaderMap) -> Result<Person> {
         let person = self.api_key_caller(headers, true).await?;
-        person.require(Role::Member)?;
+        if person.role != Role::Registration {
+            person.require(Role::Member)?;
+        }
         Ok(person)
     }
 
@@ -319,7 +425,7 @@ impl AppState {
         if user_status != "active" {
             return Err(Error::unauthorized("the owner of this API key is disabled"));
         }
-        let role = Role::parse(&key_role)?.min(Role::parse(&user_role)?);
+        let role = effective_role(Role::parse(&key_role)?, Role::parse(&user_role)?)?;
         self.touch_api_key(&id, last_used);
         Ok(Person {
             org_id: org,
@@ -361,15 +467,20 @@ impl AppState {
 
     /// Authenticates an agent by its request signature. The returned mark must be recorded
     /// (see [`record_replay`] and [`AppState::consume_replay`]).
+    /// Every signature that verifies is noted for [`consume_refused_signatures`], so a refusal
+    /// (of a suspended agent, say) still consumes it.
     pub(crate) async fn agent_caller(&self, req: &RequestParts<'_>) -> Result<AgentCaller> {
         let headers = SignatureHeaders::parse(req.headers)?;
         let agent = self.agent_keys(&headers.agent_id).await?;
-        self.check_signature(&agent, &headers, req)
+        let caller = self.verify_signature(&agent, &headers, req)?;
+        note_checked(&caller.replay);
+        agent.require_active()?;
+        Ok(caller)
     }
 
     /// Verifies the signature headers of `req` with `agent`'s registered keys (current, and the
-    /// previous one during its grace period), then its status.
-    pub(crate) fn check_signature(
+    /// previous one during its grace period); the agent's status is not looked at.
+    pub(crate) fn verify_signature(
         &self,
         agent: &AgentKeys,
         headers: &SignatureHeaders<'_>,
@@ -385,8 +496,8 @@ impl AppState {
             ));
         }
         let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
-        let ts = self.verify_any_key(&keys, &agent.id, headers, req, now_secs)?;
-        agent.require_active()?;
+        let (ts, key_used) =
+            self.verify_any_key(&keys, &agent.public_key, &agent.id, headers, req, now_secs)?;
         // v1: the signature is the replay key. v2: the nonce is, so a nonce is used once
         // whatever was signed with it.
         let replay_key = match (headers.version, headers.nonce) {
@@ -406,18 +517,21 @@ impl AppState {
                 signature_hash: replay_key,
                 expires_at: replay_expiry(ts, self.config.signature_window.as_secs()),
             },
+            key_used,
         })
     }
 
-    /// Checks the request signature (v1 or v2) with each of `keys`; returns its Unix seconds.
+    /// Checks the request signature (v1 or v2) with each of `keys`; returns its Unix seconds and
+    /// which key verified it (`current_key` is the agent's current key).
     fn verify_any_key(
         &self,
         keys: &[StoredKey],
+        current_key: &str,
         agent_id: &str,
         headers: &SignatureHeaders<'_>,
         req: &RequestParts<'_>,
         now_secs: u64,
-    ) -> Result<u64> {
+    ) -> Result<(u64, KeyUsed)> {
         let verifier = RequestVerifier::with_window(self.config.signature_window.as_secs());
         let path_and_query = match req.query {
             Some(q) => format!("{}?{q}", req.path),
@@ -440,7 +554,7 @@ impl AppState {
             body: req.body,
         };
         let mut last_err = CryptoError::BadSignature;
-        for key in keys {
+        for (i, key) in keys.iter().enumerate() {
             let checked = match headers.version {
                 SignatureVersion::V1 => verifier.verify(&key.key, &v1, now_secs),
                 SignatureVersion::V2 => {
@@ -448,7 +562,14 @@ impl AppState {
                 }
             };
             match checked {
-                Ok(ts) => return Ok(ts),
+                Ok(ts) => {
+                    let used = if i == 0 && key.text == current_key {
+                        KeyUsed::Current
+                    } else {
+                        KeyUsed::Previous
+                    };
+                    return Ok((ts, used));
+                }
                 Err(e) => last_err = e,
             }
         }

@@ -17,8 +17,13 @@
 //!    high or critical risk ⇒ pending (a person approves); otherwise approved.
 //!
 //! Patterns: `*` matches everything (including a missing resource), `prefix*` matches values
-//! starting with `prefix`, anything else matches exactly. An agent pattern matches the agent's id
-//! or name.
+//! starting with `prefix`, anything else matches exactly.
+//!
+//! Agents are selected by a policy's agent selector ([`agent_selected`]): `*` (every agent), an
+//! agent id, or `label:NAME` (agents an admin gave that label). Never by name: members choose
+//! names, so a name pattern would let a member opt an agent into an admin's `allow` policy.
+//! Name patterns stored before schema version 2 keep restricting (`deny`, `require_approval`)
+//! but never allow.
 
 use crate::model::{AgentStatus, BelowTrust, PolicyEffect, Risk};
 
@@ -31,6 +36,8 @@ pub struct AgentFacts<'a> {
     pub name: &'a str,
     /// Lifecycle status.
     pub status: AgentStatus,
+    /// Labels an admin gave the agent.
+    pub labels: &'a [String],
 }
 
 /// One organization policy.
@@ -46,7 +53,8 @@ pub struct Policy {
     pub action_pattern: String,
     /// Resource pattern.
     pub resource_pattern: String,
-    /// Agent pattern (id or name).
+    /// Agent selector: `*`, an agent id, or `label:NAME` (or a legacy name pattern, see
+    /// [`agent_selected`]).
     pub agent_pattern: String,
     /// What the policy does when it matches.
     pub effect: PolicyEffect,
@@ -195,6 +203,48 @@ pub fn risk_of(action: &str, overrides: &[RiskOverride]) -> Risk {
         .map_or(FALLBACK_RISK, |(_, r)| *r)
 }
 
+/// The prefix of a label selector.
+pub const LABEL_SELECTOR: &str = "label:";
+
+/// What a policy's agent selector is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSelector<'a> {
+    /// `*`: every agent.
+    All,
+    /// `label:NAME`: agents carrying the label.
+    Label(&'a str),
+    /// An agent id (or, from before schema version 2, an id or name pattern).
+    Pattern(&'a str),
+}
+
+impl<'a> AgentSelector<'a> {
+    /// Reads a stored selector.
+    pub fn parse(text: &'a str) -> Self {
+        if text == "*" {
+            AgentSelector::All
+        } else if let Some(label) = text.strip_prefix(LABEL_SELECTOR) {
+            AgentSelector::Label(label)
+        } else {
+            AgentSelector::Pattern(text)
+        }
+    }
+}
+
+/// True when policy `p` selects `agent`. An id pattern matches the agent's id (ids are chosen
+/// by the server). A name pattern (accepted before schema version 2, refused since) matches the
+/// agent's name only for policies that restrict (`deny`, `require_approval`): a member who
+/// names an agent to fit it can only restrict that agent, never have it allowed.
+pub fn agent_selected(p: &Policy, agent: &AgentFacts<'_>) -> bool {
+    match AgentSelector::parse(&p.agent_pattern) {
+        AgentSelector::All => true,
+        AgentSelector::Label(label) => agent.labels.iter().any(|l| l == label),
+        AgentSelector::Pattern(pattern) => {
+            pattern_matches(pattern, agent.id)
+                || (p.effect != PolicyEffect::Allow && pattern_matches(pattern, agent.name))
+        }
+    }
+}
+
 fn resource_matches(pattern: &str, resource: Option<&str>) -> bool {
     match resource {
         Some(r) => pattern_matches(pattern, r),
@@ -265,8 +315,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             p.enabled
                 && pattern_matches(&p.action_pattern, action)
                 && resource_matches(&p.resource_pattern, input.resource)
-                && (pattern_matches(&p.agent_pattern, agent.id)
-                    || pattern_matches(&p.agent_pattern, agent.name))
+                && agent_selected(p, &agent)
         })
         .min_by(|a, b| {
             b.priority
@@ -399,6 +448,7 @@ mod tests {
         trust: f64,
         action: &'static str,
         resource: Option<&'static str>,
+        labels: Vec<String>,
     }
 
     impl Case {
@@ -411,6 +461,7 @@ mod tests {
                 trust: 0.9,
                 action,
                 resource: Some("users_table"),
+                labels: vec!["billing".into()],
             }
         }
         fn grant(mut self, g: &str) -> Self {
@@ -424,6 +475,7 @@ mod tests {
                     id: "7d9f0000-0000-4000-8000-000000000001",
                     name: "billing-bot",
                     status: self.status,
+                    labels: &self.labels,
                 },
                 grants: &self.grants,
                 policies: &self.policies,
@@ -619,7 +671,7 @@ mod tests {
         // A missing resource matches only `*`.
         c.resource = None;
         assert_eq!(c.decide().outcome, Outcome::Approved);
-        // Agent patterns match the name or the id.
+        // Agent selectors: id, label; legacy name patterns only restrict.
         let mut p2 = policy("other-agent", 10, "*", PolicyEffect::Deny);
         p2.agent_pattern = "support-*".into();
         c.policies = vec![p2.clone()];
@@ -628,8 +680,26 @@ mod tests {
         c.policies = vec![p2.clone()];
         assert_eq!(c.decide().outcome, Outcome::Denied);
         p2.agent_pattern = "7d9f0000-0000-4000-8000-000000000001".into();
-        c.policies = vec![p2];
+        c.policies = vec![p2.clone()];
         assert_eq!(c.decide().outcome, Outcome::Denied);
+        p2.agent_pattern = "label:billing".into();
+        c.policies = vec![p2.clone()];
+        assert_eq!(c.decide().outcome, Outcome::Denied);
+        p2.agent_pattern = "label:support".into();
+        c.policies = vec![p2];
+        assert_eq!(c.decide().outcome, Outcome::Approved);
+    }
+
+    #[test]
+    fn name_patterns_never_allow() {
+        let mut c = Case::new("deploy_prod");
+        let mut p = policy("trusted", 10, "deploy_*", PolicyEffect::Allow);
+        p.agent_pattern = "billing-*".into();
+        c.policies = vec![p.clone()];
+        assert_eq!(c.decide().outcome, Outcome::Denied, "no grant, no allow");
+        p.agent_pattern = "label:billing".into();
+        c.policies = vec![p];
+        assert_eq!(c.decide().outcome, Outcome::Approved);
     }
 
     #[test]

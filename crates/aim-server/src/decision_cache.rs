@@ -62,6 +62,8 @@ impl Counters {
 #[derive(Debug)]
 pub(crate) struct Fixed {
     pub(crate) keys: AgentKeys,
+    /// Labels an admin gave the agent.
+    pub(crate) labels: Vec<String>,
     pub(crate) grants: Vec<String>,
     pub(crate) policies: Vec<Policy>,
     pub(crate) risks: Vec<RiskOverride>,
@@ -83,7 +85,7 @@ pub(crate) struct Bundle {
 /// and risk overrides. Every branch has the same column types: kind, seven texts, one double,
 /// twelve integers.
 const BUNDLE_SQL: &str = "\
-SELECT 'a', a.id, a.organization_id, a.name, a.status, a.public_key, a.previous_public_key, NULL, a.trust_score, \
+SELECT 'a', a.id, a.organization_id, a.name, a.status, a.public_key, a.previous_public_key, a.labels, a.trust_score, \
   a.previous_key_valid_until, a.config_version, o.config_version, a.created_at, a.verifications_approved, \
   a.verifications_denied, a.results_success, a.results_failure, a.human_approvals, a.human_denials, \
   a.alerts_raised, a.drift_events \
@@ -98,6 +100,12 @@ UNION ALL SELECT 'r', action_pattern, risk, NULL, NULL, NULL, NULL, NULL, NULL, 
   NULL, NULL, NULL, NULL, NULL, NULL \
   FROM risk_levels WHERE organization_id = (SELECT organization_id FROM agents WHERE id = ?1)";
 
+/// The stored labels (a JSON array of strings, written only by this server); text that does
+/// not parse (possible only if the database was edited) reads as no labels.
+pub(crate) fn parse_labels(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
 /// Reads an agent's bundle from the database (`None` when no such agent).
 pub(crate) async fn load(
     pool: &sqlx::SqlitePool,
@@ -109,6 +117,7 @@ pub(crate) async fn load(
         .fetch_all(pool)
         .await?;
     let mut agent = None;
+    let mut labels = Vec::new();
     let mut grants = Vec::new();
     let mut policies = Vec::new();
     let mut risks = Vec::new();
@@ -119,6 +128,7 @@ pub(crate) async fn load(
         let int = |i: usize| -> Result<i64> { Ok(r.try_get::<Option<i64>, _>(i)?.unwrap_or(0)) };
         match r.try_get::<&str, _>(0)? {
             "a" => {
+                labels = parse_labels(&text(7)?);
                 agent = Some((
                     AgentKeys {
                         id: text(1)?,
@@ -173,6 +183,7 @@ pub(crate) async fn load(
         |(keys, trust, agent_version, org_version, counters)| Bundle {
             fixed: Arc::new(Fixed {
                 keys,
+                labels,
                 grants,
                 policies,
                 risks,

@@ -36,6 +36,7 @@ mod listen;
 mod metrics;
 pub mod model;
 mod ratelimit;
+mod names;
 mod routes;
 mod scores;
 mod server;
@@ -43,6 +44,7 @@ mod state;
 mod sweep;
 mod tls;
 pub mod trust;
+mod withdraw;
 
 pub use apikey::{API_KEY_PREFIX, ApiKeySecret};
 pub use config::{

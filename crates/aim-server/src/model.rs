@@ -49,11 +49,15 @@ macro_rules! wire_enum {
 
 wire_enum! {
     /// A person's role in an organization; an API key carries one too.
-    /// Order: viewer < member < admin.
+    /// Order: registration < viewer < member < admin. `registration` is for API keys only: such
+    /// a key registers agents (the SDK's API-key mode) and can do nothing else, not even read.
     Role {
+        /// API keys only: registers agents, nothing else.
+        Registration => "registration",
         /// Read-only.
         Viewer => "viewer",
-        /// Registers agents, approves or denies pending verifications.
+        /// Registers agents, approves or denies pending verifications (never those of an agent
+        /// the same key registered).
         Member => "member",
         /// Everything: grants, policies, risk levels, users, keys.
         Admin => "admin",
@@ -149,11 +153,9 @@ mod tests {
             assert_eq!(AgentStatus::parse(s.as_str()).unwrap(), *s);
         }
         assert!(Role::Admin > Role::Member && Role::Member > Role::Viewer);
+        assert!(Role::Viewer > Role::Registration);
         let e = Role::parse("root").unwrap_err().to_string();
-        assert!(
-            e.contains("admin, member") || e.contains("viewer, member, admin"),
-            "{e}"
-        );
+        assert!(e.contains("registration, viewer, member, admin"), "{e}");
         assert_eq!(
             serde_json::to_string(&PolicyEffect::RequireApproval).unwrap(),
             "\"require_approval\""

@@ -87,6 +87,31 @@ impl Server {
         stdout
     }
 
+    /// Creates a `registration` API key (registers agents, nothing else) and returns the file
+    /// holding it: what an agent's process should hold.
+    pub(crate) fn registration_key_file(&self) -> std::path::PathBuf {
+        let key = self.json(&["key", "create", "agents", "--role", "registration"]);
+        assert_eq!(key["role"], "registration", "{key}");
+        let path = self.home.path().join("registration.key");
+        std::fs::write(&path, format!("{}\n", key["api_key"].as_str().unwrap())).unwrap();
+        path
+    }
+
+    /// Runs `aim ARGS --server URL --api-key-file KEY_FILE`; panics unless it succeeds.
+    pub(crate) fn run_with_key(&self, key_file: &Path, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--server", &self.url, "--api-key-file"]);
+        all.push(key_file.to_str().unwrap());
+        let out = aim(self.home.path(), &all);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "aim {args:?} failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// [`Server::run`] with `--json`, parsed.
     pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();

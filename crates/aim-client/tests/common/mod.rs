@@ -16,6 +16,8 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 pub struct Env {
     pub url: String,
     pub admin_key: String,
+    /// A `registration` key: what agents register with (it can never approve their actions).
+    pub registration_key: String,
     pub admin: AdminClient,
     pub home: tempfile::TempDir,
     _data: tempfile::TempDir,
@@ -37,7 +39,7 @@ pub fn start() -> Env {
 pub fn start_with(tune: impl FnOnce(&mut aim_server::ServerConfig) + Send + 'static) -> Env {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_owned();
-    let (rt, url, key) = std::thread::spawn(move || {
+    let (rt, url, key, registration_key) = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -59,7 +61,15 @@ pub fn start_with(tune: impl FnOnce(&mut aim_server::ServerConfig) + Send + 'sta
             });
             (url, init.admin_api_key.expose().to_owned())
         });
-        (rt, url, key)
+        let admin = AdminClient::new(&admin_config(&url, &key)).unwrap();
+        let registration = rt
+            .block_on(admin.post(
+                "/api/v1/api-keys",
+                &serde_json::json!({ "name": "agents", "role": "registration" }),
+            ))
+            .unwrap();
+        let registration_key = registration["api_key"].as_str().unwrap().to_owned();
+        (rt, url, key, registration_key)
     })
     .join()
     .unwrap();
@@ -67,6 +77,7 @@ pub fn start_with(tune: impl FnOnce(&mut aim_server::ServerConfig) + Send + 'sta
     Env {
         url,
         admin_key: key,
+        registration_key,
         admin,
         home: tempfile::tempdir().unwrap(),
         _data: data,
@@ -79,11 +90,11 @@ fn admin_config(url: &str, key: &str) -> ClientConfig {
 }
 
 impl Env {
-    /// A client configuration: temp AIM home, passphrase protection with cheap Argon2 (the
-    /// schedule itself is unit-tested, so polls are fast here).
+    /// A client configuration: temp AIM home, the registration key, passphrase protection with
+    /// cheap Argon2 (the schedule itself is unit-tested, so polls are fast here).
     pub fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new(&self.url)
-            .with_api_key(ApiKey::new(&self.admin_key).unwrap())
+            .with_api_key(ApiKey::new(&self.registration_key).unwrap())
             .with_aim_home(self.home.path())
             .with_key_protection(KeyProtection::Passphrase(SecretBytes::from(
                 PASSPHRASE.to_owned(),

@@ -2,6 +2,7 @@
 //! embedded in the binary and applied at start, a pool of read connections and a single
 //! group-committing writer.
 
+mod backfill;
 pub(crate) mod writer;
 
 use std::str::FromStr;
@@ -20,11 +21,14 @@ use crate::metrics::Metrics;
 pub(crate) use writer::Writer;
 
 /// The embedded migrations, applied in order at start.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (2, "authz", include_str!("../../migrations/0002_authz.sql")),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
@@ -68,6 +72,7 @@ pub(crate) async fn open_write_connection(config: &ServerConfig) -> Result<Sqlit
     restrict_permissions(&config.data_dir);
     let mut conn = connect_options(config)?.connect().await?;
     migrator().run(&mut conn).await?;
+    backfill::run(&mut conn).await?;
     Ok(conn)
 }
 

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::{ReplayMark, record_replay};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -129,10 +130,44 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.submit(move |conn| Box::pin(run_in_savepoint(conn, f)))
+            .await
+    }
+
+    /// Like [`Writer::write`], for a signed request: first records the signature's replay mark
+    /// (if any) in a savepoint of its own, then runs `f` in another. When `f` fails, only its
+    /// own writes roll back: the mark stays and commits with the batch, so a signature is
+    /// consumed when it is checked, whatever the outcome, and a refused request cannot be
+    /// replayed later when it might succeed. A replayed mark fails the job before `f` runs.
+    pub(crate) async fn write_signed<T, F>(&self, mark: Option<ReplayMark>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.submit(move |conn| {
+            Box::pin(async move {
+                if let Some(mark) = mark {
+                    run_in_savepoint(conn, move |c: &mut SqliteConnection| {
+                        Box::pin(async move { record_replay(c, &mark).await })
+                    })
+                    .await?;
+                }
+                run_in_savepoint(conn, f).await
+            })
+        })
+        .await
+    }
+
+    /// Queues `f` (which manages its own savepoints) and answers once its batch committed.
+    async fn submit<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
         let job = Job::Run(Box::new(move |conn: &mut SqliteConnection| {
             Box::pin(async move {
-                let outcome = run_in_savepoint(conn, f).await;
+                let outcome = f(conn).await;
                 let completion: Completion = Box::new(move |commit: Option<&Error>| {
                     let answer = match (commit, outcome) {
                         (None, outcome) => outcome,

@@ -13,19 +13,23 @@ use sqlx::{Row, SqliteConnection};
 use utoipa::{IntoParams, ToSchema};
 
 use super::util::{
-    iso, iso_opt, limit, name_field, offset, parse_body, parse_optional_body, parts, text_field,
+    iso, iso_opt, label_field, limit, name_field, offset, parse_body, parse_optional_body, parts,
+    text_field,
 };
 use crate::audit;
-use crate::auth::{Caller, Person, record_replay};
+use crate::auth::{Caller, Person};
 use crate::config::duration_ms;
 use crate::db::new_id;
 use crate::decision::validate_pattern;
+use crate::decision_cache::parse_labels;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{AgentStatus, Role};
+use crate::names;
 use crate::routes::ErrorBody;
 use crate::scores::{self, TrustEvent};
 use crate::state::AppState;
 use crate::trust::{self, TrustInputs};
+use crate::withdraw::{Withdrawal, withdraw_verifications};
 
 /// Registration request. Field names are accepted in snake_case and in the camelCase the
 /// PyPI SDKs send.
@@ -95,6 +99,8 @@ pub(crate) struct AgentView {
     pub(crate) capabilities: Vec<String>,
     /// Capabilities granted by people.
     pub(crate) granted_capabilities: Vec<String>,
+    /// Labels an admin gave the agent; policies select agents by id or by `label:NAME`.
+    pub(crate) labels: Vec<String>,
     pub(crate) created_by: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
@@ -124,11 +130,13 @@ pub(crate) struct AgentRecord {
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) last_active_at: Option<i64>,
+    /// Labels an admin gave the agent (policies select agents by them).
+    pub(crate) labels: Vec<String>,
 }
 
 pub(crate) const AGENT_COLUMNS: &str = "id, organization_id, name, display_name, description, agent_type, version, \
      repository_url, documentation_url, status, public_key, key_created_at, previous_public_key, \
-     previous_key_valid_until, rotation_count, trust_score, created_by, created_at, updated_at, last_active_at";
+     previous_key_valid_until, rotation_count, trust_score, created_by, created_at, updated_at, last_active_at, labels";
 
 impl AgentRecord {
     pub(crate) fn from_row(row: &SqliteRow) -> Result<Self> {
@@ -153,6 +161,7 @@ impl AgentRecord {
             created_at: row.try_get(17)?,
             updated_at: row.try_get(18)?,
             last_active_at: row.try_get(19)?,
+            labels: parse_labels(row.try_get(20)?),
         })
     }
 }
@@ -244,6 +253,7 @@ fn view(
         talks_to,
         capabilities: declared,
         granted_capabilities: granted,
+        labels: rec.labels,
         created_by: rec.created_by,
         created_at: iso(rec.created_at),
         updated_at: iso(rec.updated_at),
@@ -279,6 +289,8 @@ struct NewAgent {
     documentation_url: Option<String>,
     public_key: String,
     generated: Option<AgentKeypair>,
+    /// The name's confusable skeleton ([`names::name_key`]).
+    name_key: String,
     talks_to: Vec<String>,
     capabilities: Vec<String>,
 }
@@ -295,6 +307,7 @@ fn optional_text(v: Option<String>, what: &str, max: usize) -> Result<Option<Str
 
 fn validate_registration(req: RegisterAgent) -> Result<NewAgent> {
     let name = name_field(&req.name, "name", 128)?;
+    let name_key = names::name_key(&name)?;
     let display_name = match req.display_name {
         Some(d) if !d.trim().is_empty() => name_field(&d, "display_name", 200)?,
         _ => name.clone(),
@@ -362,6 +375,7 @@ fn validate_registration(req: RegisterAgent) -> Result<NewAgent> {
     };
     Ok(NewAgent {
         name,
+        name_key,
         display_name,
         description,
         agent_type,
@@ -383,11 +397,33 @@ async fn insert_agent(
     a: &NewAgent,
 ) -> Result<f64> {
     let score = trust::score(AgentStatus::Verified, &TrustInputs::default());
+    // The writer runs one job at a time, so this check and the insert cannot interleave with
+    // another registration.
+    let look_alike: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM agents WHERE organization_id = ? AND name_key = ? LIMIT 1",
+    )
+    .bind(&person.org_id)
+    .bind(&a.name_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(existing) = look_alike {
+        return Err(Error::conflict(if existing == a.name {
+            format!(
+                "an agent named '{}' already exists in this organization",
+                a.name
+            )
+        } else {
+            format!(
+                "the name '{}' looks like the existing agent '{existing}' (same letters after case folding and Unicode confusable mapping); choose a distinct name",
+                a.name
+            )
+        }));
+    }
     let inserted = sqlx::query(
         "INSERT INTO agents (id, organization_id, name, display_name, description, agent_type, version, \
          repository_url, documentation_url, status, public_key, key_created_at, key_generated_by_server, \
-         trust_score, created_by, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?)",
+         trust_score, created_by, created_at, updated_at, registered_by_key, name_key) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'verified', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id)
     .bind(&person.org_id)
@@ -405,6 +441,8 @@ async fn insert_agent(
     .bind(&person.user_id)
     .bind(now)
     .bind(now)
+    .bind(&person.api_key_id)
+    .bind(&a.name_key)
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -757,6 +795,22 @@ async fn change_status(
                     .bind(&agent_id)
                     .execute(&mut *conn)
                     .await?;
+                let actor = person.actor();
+                let withdrawn = if matches!(target, AgentStatus::Suspended | AgentStatus::Revoked) {
+                    withdraw_verifications(
+                        conn,
+                        Withdrawal {
+                            org_id: &person.org_id,
+                            agent_id: &agent_id,
+                            new_status: target.as_str(),
+                            actor: &actor,
+                            now,
+                        },
+                    )
+                    .await?
+                } else {
+                    0
+                };
                 let action = match target {
                     AgentStatus::Suspended => "agent.suspended",
                     AgentStatus::Verified => "agent.reactivated",
@@ -768,11 +822,14 @@ async fn change_status(
                     audit::Entry {
                         organization_id: &person.org_id,
                         at: now,
-                        actor: &person.actor(),
+                        actor: &actor,
                         action,
                         target_type: "agent",
                         target_id: Some(&agent_id),
-                        details: serde_json::json!({ "from": current, "to": target, "reason": reason }),
+                        details: serde_json::json!({
+                            "from": current, "to": target, "reason": reason,
+                            "verifications_withdrawn": withdrawn,
+                        }),
                     },
                 )
                 .await?;
@@ -786,7 +843,8 @@ async fn change_status(
     Ok(Json(state.agent_view(rec).await?))
 }
 
-/// Suspend an agent (member or higher): its signatures are refused until reactivated.
+/// Suspend an agent (member or higher): its signatures are refused until reactivated, its
+/// pending verifications are cancelled and its unexpired approvals withdrawn (audited).
 #[utoipa::path(post, path = "/api/v1/agents/{id}/suspend", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body(content = StatusChange, description = "Optional reason"),
@@ -840,7 +898,8 @@ pub(crate) async fn reactivate_agent(
     .await
 }
 
-/// Revoke an agent for good (admin).
+/// Revoke an agent for good (admin); like suspension, cancels its pending verifications and
+/// withdraws its unexpired approvals.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/revoke", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body(content = StatusChange, description = "Optional reason"),
@@ -890,8 +949,9 @@ pub(crate) struct Rotated {
     key_created_at: String,
 }
 
-/// Rotate an agent's key: a person (member or higher) or the agent itself, signing with its
-/// current key. The previous key keeps verifying during the grace period.
+/// Rotate an agent's key: an admin, or the agent itself signing with its current key (never
+/// with the key a rotation superseded). The previous key keeps verifying ordinary requests
+/// during the grace period.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/keys", tag = "agents",
     params(("id" = String, Path, description = "Agent id or name")),
     request_body = RotateKey,
@@ -899,6 +959,7 @@ pub(crate) struct Rotated {
     responses(
         (status = 200, description = "Rotated", body = Rotated),
         (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 403, description = "Not an admin, another agent, or signed with the superseded key", body = ErrorBody),
         (status = 404, description = "No such agent", body = ErrorBody),
         (status = 409, description = "Same key, or agent revoked", body = ErrorBody),
     ))]
@@ -910,11 +971,14 @@ pub(crate) async fn rotate_key(
     Path(ident): Path<String>,
     body: Bytes,
 ) -> Result<Json<Rotated>> {
+    // An admin, or the agent itself with its current key: a member rotating an agent's key to
+    // one the member holds would take the agent over, with every grant an admin gave it.
     let caller = state
-        .caller(&parts(&method, &uri, &headers, &body), Role::Member)
+        .caller(&parts(&method, &uri, &headers, &body), Role::Admin)
         .await?;
     let rec = find_agent(&state.db.read, caller.org_id(), &ident).await?;
-    caller.require_agent_access(&rec.id, Role::Member)?;
+    caller.require_agent_access(&rec.id, Role::Admin)?;
+    caller.require_current_key("rotate the agent's key")?;
     let req: RotateKey = parse_body(&body)?;
     let new_key = AgentPublicKey::from_b64(req.public_key.trim())
         .map_err(|e| Error::bad_request(format!("public_key: {e}")))?
@@ -932,11 +996,8 @@ pub(crate) async fn rotate_key(
     let out = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let row: Option<(String, String, i64)> = sqlx::query_as(
                     "SELECT public_key, status, rotation_count FROM agents WHERE id = ? AND organization_id = ?",
                 )
@@ -997,6 +1058,84 @@ pub(crate) async fn rotate_key(
         .await?;
     state.decisions.invalidate(&out.agent_id);
     Ok(Json(out))
+}
+
+/// The labels to set on an agent (replacing its current ones).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct SetLabels {
+    /// At most 32 labels, each 1 to 64 ASCII letters, digits, `-`, `_`, `.`, `:` or `=`.
+    labels: Vec<String>,
+}
+
+/// Set an agent's labels (admin only). Policies select agents by id or by `label:NAME`, never
+/// by name: members choose names, only admins choose labels.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/labels", tag = "agents",
+    params(("id" = String, Path, description = "Agent id or name")),
+    request_body = SetLabels,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Labels set", body = AgentView),
+        (status = 400, description = "Invalid label", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+    ))]
+pub(crate) async fn set_labels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> Result<Json<AgentView>> {
+    let person = state.person(&headers, Role::Admin).await?;
+    let req: SetLabels = parse_body(&body)?;
+    let mut labels = Vec::new();
+    for l in &req.labels {
+        let l = label_field(l)?;
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    if labels.len() > 32 {
+        return Err(Error::bad_request("an agent has at most 32 labels"));
+    }
+    labels.sort();
+    let rec = find_agent(&state.db.read, &person.org_id, &ident).await?;
+    let (agent_id, org, now) = (rec.id.clone(), person.org_id.clone(), state.now_ms());
+    let text = serde_json::to_string(&labels)
+        .map_err(|e| Error::Internal(format!("labels do not serialize: {e}")))?;
+    state
+        .db
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE agents SET labels = ?, updated_at = ?, config_version = config_version + 1 \
+                     WHERE id = ? AND organization_id = ?",
+                )
+                .bind(&text)
+                .bind(now)
+                .bind(&agent_id)
+                .bind(&person.org_id)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    audit::Entry {
+                        organization_id: &person.org_id,
+                        at: now,
+                        actor: &person.actor(),
+                        action: "agent.labels_set",
+                        target_type: "agent",
+                        target_id: Some(&agent_id),
+                        details: serde_json::json!({ "labels": labels }),
+                    },
+                )
+                .await
+            })
+        })
+        .await?;
+    state.decisions.invalidate(&rec.id);
+    let rec = find_agent(&state.db.read, &org, &rec.id).await?;
+    Ok(Json(state.agent_view(rec).await?))
 }
 
 /// Helper for other modules: resolves the agent a caller addresses and checks access.

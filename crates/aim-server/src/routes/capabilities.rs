@@ -13,12 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::agents::{addressed_agent, find_agent};
 use super::util::{iso, iso_opt, limit, parse_body, parse_optional_body, parts, text_field};
 use crate::audit;
-use crate::auth::{Person, parse_uuid, record_replay};
+use crate::auth::{Person, parse_uuid, require_independent_approver};
 use crate::db::new_id;
 use crate::decision::validate_pattern;
 use crate::decision_cache;
 use crate::error::{Error, Result, is_unique_violation};
-use crate::model::{RequestStatus, Role};
+use crate::model::{AgentStatus, RequestStatus, Role};
 use crate::routes::ErrorBody;
 use crate::state::AppState;
 
@@ -425,11 +425,8 @@ async fn declare(
     state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let others: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM agent_declared_capabilities WHERE agent_id = ? AND capability <> ?",
                 )
@@ -589,11 +586,8 @@ pub(crate) async fn request_capability(
     state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let held: Option<String> = sqlx::query_scalar(
                     "SELECT id FROM capability_grants WHERE agent_id = ? AND capability = ? AND revoked_at IS NULL",
                 )
@@ -802,13 +796,14 @@ pub(crate) struct ReviewInput {
     reason: Option<String>,
 }
 
-/// Approve a capability request (admin): the capability is granted.
+/// Approve a capability request (admin, through a key that did not register the agent; the
+/// agent must be `verified`): the capability is granted.
 #[utoipa::path(post, path = "/api/v1/capability-requests/{id}/approve", tag = "capabilities",
     params(("id" = String, Path, description = "Request id (UUID)")),
     request_body(content = ReviewInput, description = "Optional reason"),
     security(("api_key" = [])),
     responses((status = 200, description = "Approved and granted", body = RequestView),
-              (status = 403, description = "Not an admin", body = ErrorBody),
+              (status = 403, description = "Not an admin, or the key registered this agent", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 409, description = "Not pending", body = ErrorBody)))]
 pub(crate) async fn approve_request(
@@ -829,6 +824,20 @@ pub(crate) async fn approve_request(
         return Err(Error::conflict(format!(
             "the request is {}, not pending",
             req.status
+        )));
+    }
+    let (agent_status, registered_by): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, registered_by_key FROM agents WHERE id = ? AND organization_id = ?",
+    )
+    .bind(&req.agent_id)
+    .bind(&person.org_id)
+    .fetch_one(&state.db.read)
+    .await?;
+    require_independent_approver(&person, registered_by.as_deref(), "capability requests")?;
+    if agent_status != AgentStatus::Verified.as_str() {
+        return Err(Error::conflict(format!(
+            "agent '{}' is {agent_status}; only a verified agent's requests can be approved",
+            req.agent_name
         )));
     }
     grant(

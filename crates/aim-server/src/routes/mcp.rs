@@ -18,7 +18,7 @@ use super::util::{
     iso, iso_opt, json_column, name_field, parse_body, parse_timestamp, parts, text_field,
 };
 use crate::audit;
-use crate::auth::{Caller, record_replay};
+use crate::auth::Caller;
 use crate::db::new_id;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::Role;
@@ -372,11 +372,8 @@ async fn attach(
     let (added, talks_to) = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let mut added = Vec::new();
                 for name in &names2 {
                     let existing: Option<i64> = sqlx::query_scalar(
@@ -839,11 +836,8 @@ async fn report(
     let result = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let mut result = DetectionResult {
                     success: true,
                     detections_processed: checked.len(),
@@ -1029,11 +1023,8 @@ pub(crate) async fn capability_report(
     state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 sqlx::query(
                     "INSERT INTO capability_reports (id, organization_id, agent_id, report, risk_level, received_at) \
                      VALUES (?, ?, ?, ?, ?, ?)",

@@ -111,6 +111,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::reactivate_agent))
         .routes(routes!(agents::revoke_agent))
         .routes(routes!(agents::rotate_key))
+        .routes(routes!(agents::set_labels))
         // Verifications.
         .routes(routes!(verifications::create_verification))
         .routes(routes!(verifications::sdk_get_verification))
@@ -203,6 +204,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .layer(axum::Extension(doc))
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::consume_refused_signatures,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -57,6 +57,16 @@ pub(crate) async fn current_organization(
     }))
 }
 
+/// People have roles viewer, member or admin; `registration` is a role for API keys only.
+fn person_role(role: Role) -> Result<()> {
+    if role == Role::Registration {
+        return Err(Error::bad_request(
+            "`registration` is a role for API keys only (create one with: aim key create NAME --role registration); a user's role is viewer, member or admin",
+        ));
+    }
+    Ok(())
+}
+
 /// A person.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserView {
@@ -141,6 +151,7 @@ pub(crate) async fn create_user(
 ) -> Result<Response> {
     let person = state.person(&headers, Role::Admin).await?;
     let req: NewUser = parse_body(&body)?;
+    person_role(req.role)?;
     let email = validate_email(&req.email)?;
     let now = state.now_ms();
     let id = new_id();
@@ -222,6 +233,9 @@ pub(crate) async fn update_user(
         && s != "disabled"
     {
         return Err(Error::bad_request("status must be `active` or `disabled`"));
+    }
+    if let Some(r) = change.role {
+        person_role(r)?;
     }
     let user = find_user(&state, &person.org_id, &ident).await?;
     let now = state.now_ms();
@@ -384,6 +398,12 @@ pub(crate) async fn create_key(
         _ => find_user(&state, &person.org_id, &person.user_id).await?,
     };
     let role = req.role.unwrap_or(owner.role.min(person.role));
+    if role == Role::Registration && owner.role < Role::Member {
+        return Err(Error::forbidden(format!(
+            "a registration key registers agents, which needs an owner with role member or higher; {} has role {}",
+            owner.email, owner.role
+        )));
+    }
     if role > owner.role {
         return Err(Error::forbidden(format!(
             "a key cannot have role {role}: its owner has role {}",

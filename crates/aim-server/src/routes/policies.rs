@@ -12,10 +12,13 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use utoipa::ToSchema;
 
-use super::util::{iso, name_field, parse_body, text_field};
+use super::util::{iso, label_field, name_field, parse_body, text_field};
 use crate::audit;
 use crate::db::new_id;
-use crate::decision::{DEFAULT_RISKS, FALLBACK_RISK, Policy, required_trust, validate_pattern};
+use crate::decision::{
+    AgentSelector, DEFAULT_RISKS, FALLBACK_RISK, LABEL_SELECTOR, Policy, required_trust,
+    validate_pattern,
+};
 use crate::decision_cache;
 use crate::error::{Error, Result, is_unique_violation};
 use crate::model::{BelowTrust, PolicyEffect, Risk, Role};
@@ -37,8 +40,11 @@ pub(crate) struct PolicyView {
     action_pattern: String,
     /// Resource pattern (a missing resource matches only `*`).
     resource_pattern: String,
-    /// Agent id or name pattern.
+    /// Agent selector: `*`, an agent id, or `label:NAME`.
     agent_pattern: String,
+    /// True for a name pattern stored before schema version 2: it no longer selects agents for
+    /// `allow`, still does for `deny` and `require_approval`. Replace it with an id or label.
+    legacy_name_pattern: bool,
     effect: PolicyEffect,
     /// Minimum trust for `allow` (default: the action's risk requirement).
     min_trust: Option<f64>,
@@ -50,6 +56,11 @@ pub(crate) struct PolicyView {
     updated_at: String,
 }
 
+/// A stored selector that is neither `*`, a label nor an agent id: a name pattern.
+fn is_legacy_selector(text: &str) -> bool {
+    matches!(AgentSelector::parse(text), AgentSelector::Pattern(p) if uuid::Uuid::parse_str(p).is_err())
+}
+
 fn policy_view(row: &SqliteRow) -> Result<PolicyView> {
     Ok(PolicyView {
         id: row.try_get(0)?,
@@ -58,6 +69,7 @@ fn policy_view(row: &SqliteRow) -> Result<PolicyView> {
         priority: row.try_get(3)?,
         action_pattern: row.try_get(4)?,
         resource_pattern: row.try_get(5)?,
+        legacy_name_pattern: is_legacy_selector(row.try_get(6)?),
         agent_pattern: row.try_get(6)?,
         effect: PolicyEffect::parse(row.try_get::<&str, _>(7)?)?,
         min_trust: row.try_get(8)?,
@@ -103,7 +115,8 @@ pub(crate) struct PolicyInput {
     /// Resource pattern (default `*`).
     #[serde(default, alias = "resource")]
     resource_pattern: Option<String>,
-    /// Agent id or name pattern (default `*`).
+    /// Agent selector (default `*`): `*`, an agent id, or `label:NAME`. Name patterns are
+    /// refused.
     #[serde(default, alias = "agent")]
     agent_pattern: Option<String>,
     /// `allow`, `deny` or `require_approval` (required on create).
@@ -144,6 +157,27 @@ fn check_pattern(p: &str, what: &str) -> Result<String> {
     let p = p.trim().to_owned();
     validate_pattern(&p).map_err(|e| Error::bad_request(format!("{what}: {e}")))?;
     Ok(p)
+}
+
+/// An agent selector as given on create or update: `*`, an agent id, or `label:NAME`. Name
+/// patterns are refused: members choose agent names, so a member could name an agent to fit an
+/// admin's policy.
+fn check_agent_selector(p: &str) -> Result<String> {
+    let p = p.trim();
+    if p == "*" {
+        return Ok(p.to_owned());
+    }
+    if let Some(label) = p.strip_prefix(LABEL_SELECTOR) {
+        return Ok(format!("{LABEL_SELECTOR}{}", label_field(label)?));
+    }
+    uuid::Uuid::parse_str(p)
+        .map(|u| u.to_string())
+        .map_err(|_| {
+            Error::bad_request(format!(
+                "agent_pattern `{p}`: policies select agents by id or label, not by name (members choose names): \
+                 use `*`, an agent id, or `label:NAME` after labelling the agents (PUT /api/v1/agents/{{id}}/labels, admin)"
+            ))
+        })
 }
 
 fn merge(input: PolicyInput, base: Option<&PolicyView>) -> Result<Checked> {
@@ -202,13 +236,11 @@ fn merge(input: PolicyInput, base: Option<&PolicyView>) -> Result<Checked> {
                 .unwrap_or_else(|| "*".into()),
             "resource_pattern",
         )?,
-        agent: check_pattern(
-            &input
-                .agent_pattern
-                .or(base.map(|b| b.agent_pattern.clone()))
-                .unwrap_or_else(|| "*".into()),
-            "agent_pattern",
-        )?,
+        agent: match input.agent_pattern {
+            Some(p) => check_agent_selector(&p)?,
+            // Unchanged, including a legacy name pattern (kept readable and editable).
+            None => base.map_or_else(|| "*".to_owned(), |b| b.agent_pattern.clone()),
+        },
         effect,
         min_trust,
         below: input

@@ -95,6 +95,23 @@ pub(crate) fn name_field(value: &str, what: &str, max: usize) -> Result<String> 
     Ok(v)
 }
 
+/// An agent label (set by admins, selected by policies as `label:NAME`): 1 to 64 ASCII letters,
+/// digits, `-`, `_`, `.`, `:` or `=`.
+pub(crate) fn label_field(value: &str) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'='))
+    {
+        return Err(Error::bad_request(format!(
+            "label `{v}`: a label is 1 to 64 ASCII letters, digits, `-`, `_`, `.`, `:` or `=`"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
 /// A `limit` query parameter: default `default`, at most 1000.
 pub(crate) fn limit(value: Option<i64>, default: i64) -> Result<i64> {
     match value {

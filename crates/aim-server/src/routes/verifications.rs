@@ -19,14 +19,15 @@ use super::util::{
     text_field,
 };
 use crate::audit::{self, Actor};
-use crate::auth::{SignatureHeaders, has_signature_headers, parse_uuid, record_replay};
+use crate::auth::require_independent_approver;
+use crate::auth::{SignatureHeaders, has_signature_headers, parse_uuid};
 use crate::config::duration_ms;
 use crate::db::writer::{ChunkItem, ChunkKind, Completion, Query as SqlQuery};
 use crate::decision::{self, AgentFacts, DecisionInput, Outcome};
 use crate::decision_cache::{self, Bundle, Counters};
 use crate::error::{Error, Result};
 use crate::metrics::DecisionKind;
-use crate::model::{Risk, Role, VerificationStatus};
+use crate::model::{AgentStatus, Risk, Role, VerificationStatus};
 use crate::routes::ErrorBody;
 use crate::scores::{self, TrustEvent};
 use crate::state::AppState;
@@ -442,10 +443,11 @@ impl Attempt<'_> {
         let keys = &bundle.fixed.keys;
         let (header_mark, actor) = match (self.signed, self.person) {
             (Some(h), _) => {
-                // A bad request signature reads exactly like an unknown agent.
+                // A bad request signature reads exactly like an unknown agent. Status is left to
+                // the decision, which denies an inactive agent (recorded).
                 let caller =
                     state
-                        .check_signature(keys, h, &self.parts)
+                        .verify_signature(keys, h, &self.parts)
                         .map_err(|e| match e.status() {
                             StatusCode::UNAUTHORIZED => Error::unauthorized(NOT_VERIFIED),
                             _ => e,
@@ -492,7 +494,9 @@ impl Attempt<'_> {
         let ts = parse_timestamp(&req.timestamp).ok_or_else(|| {
             Error::bad_request("timestamp must be RFC 3339 (e.g. 2025-10-24T14:44:21.123456Z)")
         })?;
-        keys.require_active()?;
+        // A suspended or revoked agent is not refused here: the decision denies it and the
+        // denial is recorded, which consumes both signatures (a refused request must never be
+        // replayable later, say after a reactivation).
         let sig = AgentSignature::from_b64(&req.signature)
             .map_err(|_| Error::unauthorized("signature is not a base64 Ed25519 signature"))?;
         let body_hash = hex::encode(sha256(&sig.to_bytes()));
@@ -538,6 +542,7 @@ impl Attempt<'_> {
                 id: &keys.id,
                 name: &keys.name,
                 status: keys.status,
+                labels: &bundle.fixed.labels,
             },
             grants: &bundle.fixed.grants,
             policies: &bundle.fixed.policies,
@@ -1155,11 +1160,8 @@ pub(crate) async fn sdk_record_result(
     let status = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 let row: Option<(String, Option<String>)> = sqlx::query_as(
                     "SELECT status, result FROM verifications WHERE id = ? AND organization_id = ?",
                 )
@@ -1272,11 +1274,8 @@ pub(crate) async fn sdk_execution_status(
     state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 sqlx::query(
                     "UPDATE verifications SET executed = ?, execution_reported_at = ? WHERE id = ? AND organization_id = ?",
                 )
@@ -1436,6 +1435,10 @@ pub(crate) struct HumanDecision {
     reason: Option<String>,
 }
 
+/// A verification a person decides, with its agent: status, agent id, pending deadline,
+/// action, agent status, the key that registered the agent.
+type DecisionRow = (String, String, Option<i64>, String, String, Option<String>);
+
 enum HumanOutcome {
     Done,
     Expired,
@@ -1465,15 +1468,19 @@ async fn decide_pending(
         .writer
         .write(move |conn| {
             Box::pin(async move {
-                let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
-                    "SELECT status, agent_id, pending_expires_at, action_type FROM verifications WHERE id = ? AND organization_id = ?",
+                let row: Option<DecisionRow> = sqlx::query_as(
+                    "SELECT v.status, v.agent_id, v.pending_expires_at, v.action_type, a.status, a.registered_by_key \
+                     FROM verifications v JOIN agents a ON a.id = v.agent_id WHERE v.id = ? AND v.organization_id = ?",
                 )
                 .bind(&vid)
                 .bind(&person.org_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-                let (status, agent_id, deadline, action) = row
+                let (status, agent_id, deadline, action, agent_status, registered_by) = row
                     .ok_or_else(|| Error::not_found(format!("no verification {vid} in this organization")))?;
+                if approve {
+                    require_independent_approver(&person, registered_by.as_deref(), "verification")?;
+                }
                 if status == "pending" && deadline.is_some_and(|d| d <= now) {
                     expire_pending(conn, now, Some(&vid)).await?;
                     return Ok(HumanOutcome::Expired);
@@ -1481,6 +1488,11 @@ async fn decide_pending(
                 if status != "pending" {
                     return Err(Error::conflict(format!(
                         "verification {vid} is {status}, not pending; only pending verifications can be decided"
+                    )));
+                }
+                if approve && agent_status != AgentStatus::Verified.as_str() {
+                    return Err(Error::conflict(format!(
+                        "agent {agent_id} is {agent_status}; only a verified agent's verifications can be approved"
                     )));
                 }
                 let verb = if approve { "approved" } else { "denied" };
@@ -1535,14 +1547,15 @@ async fn decide_pending(
     Ok(Json(load_verification(state, &org, &id).await?.0))
 }
 
-/// Approve a pending verification (member or higher). The polling agent then sees `approved`.
+/// Approve a pending verification: a person with role member or higher, through a key that did
+/// not register the agent; the agent must be `verified`. The polling agent then sees `approved`.
 #[utoipa::path(post, path = "/api/v1/verifications/{id}/approve", tag = "approvals",
     params(("id" = String, Path, description = "Verification id (UUID)")),
     request_body(content = HumanDecision, description = "Optional reason"),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Approved", body = VerificationView),
-        (status = 403, description = "Role below member", body = ErrorBody),
+        (status = 403, description = "Role below member, or the key registered this agent", body = ErrorBody),
         (status = 404, description = "No such verification", body = ErrorBody),
         (status = 409, description = "Not pending (already decided or expired)", body = ErrorBody),
     ))]

@@ -17,7 +17,7 @@ use vault_audit::{AuditError, PublishedHead, SignedTreeHead};
 use super::agents::addressed_agent;
 use super::util::{iso, parse_body, parts};
 use crate::audit;
-use crate::auth::{Caller, record_replay};
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::routes::ErrorBody;
@@ -190,9 +190,8 @@ async fn publish(
     let outcome = state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(Some(replay), move |conn| {
             Box::pin(async move {
-                record_replay(conn, &replay).await?;
                 let declared: Option<String> = sqlx::query_scalar(
                     "SELECT public_key FROM tree_head_keys WHERE agent_id = ? AND public_key = ?",
                 )
@@ -436,6 +435,7 @@ pub(crate) async fn declare_head_key(
         .caller(&parts(&method, &uri, &headers, &body), Role::Member)
         .await?;
     let agent = addressed_agent(&state, &caller, &ident, Role::Member).await?;
+    caller.require_current_key("declare signing keys")?;
     let req: DeclareKey = parse_body(&body)?;
     let key = AgentPublicKey::from_b64(req.public_key.trim())
         .map_err(|e| Error::bad_request(format!("public_key: {e}")))?
@@ -447,11 +447,8 @@ pub(crate) async fn declare_head_key(
     state
         .db
         .writer
-        .write(move |conn| {
+        .write_signed(replay, move |conn| {
             Box::pin(async move {
-                if let Some(mark) = &replay {
-                    record_replay(conn, mark).await?;
-                }
                 sqlx::query("DELETE FROM tree_head_keys WHERE agent_id = ? AND public_key = ?")
                     .bind(&aid)
                     .bind(&key)

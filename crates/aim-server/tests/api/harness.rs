@@ -20,6 +20,8 @@ pub(crate) struct Harness {
     pub(crate) url: String,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) admin_key: String,
+    /// A `registration` key (owned by the admin): what agent processes hold to register.
+    pub(crate) registration_key: String,
     pub(crate) http: reqwest::Client,
     pub(crate) config: ServerConfig,
     pub(crate) dir: tempfile::TempDir,
@@ -56,17 +58,28 @@ impl Harness {
             .await
             .unwrap();
         let server = Server::start(config.clone()).await.unwrap();
-        Harness {
+        let mut h = Harness {
             used: Default::default(),
             micros: Default::default(),
             url: server.url(),
             server: Some(server),
             clock,
             admin_key: init.admin_api_key.expose().to_owned(),
+            registration_key: String::new(),
             http: reqwest::Client::new(),
             config,
             dir,
-        }
+        };
+        let (s, key) = h
+            .admin(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(json!({ "name": "agents", "role": "registration" })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        h.registration_key = key["api_key"].as_str().unwrap().to_owned();
+        h
     }
 
     pub(crate) fn now_secs(&self) -> u64 {
@@ -120,14 +133,20 @@ impl Harness {
         self.call(method, path, &self.admin_key, body).await
     }
 
-    /// Registers an agent with its own key (no private key comes back).
+    /// Registers an agent with its own key (no private key comes back), through the
+    /// registration key as an SDK would.
     pub(crate) async fn register(&self, name: &str) -> TestAgent {
+        self.register_with(name, &self.registration_key).await
+    }
+
+    /// Registers an agent through API key `api_key` (SDK API-key mode).
+    pub(crate) async fn register_with(&self, name: &str, api_key: &str) -> TestAgent {
         let keys = AgentKeypair::generate().unwrap();
         let (status, body) = self
             .send(
                 Method::POST,
                 "/api/v1/public/agents/register",
-                &[("x-aim-api-key", self.admin_key.clone())],
+                &[("x-aim-api-key", api_key.to_owned())],
                 Some(
                     serde_json::to_vec(&json!({
                         "name": name,

@@ -4,11 +4,13 @@
 
 mod agents;
 mod auth;
+mod authz;
 mod bad_input;
 mod capabilities;
 mod edge;
 mod harness;
 mod mcp;
+mod names;
 mod oversight;
 mod policies;
 mod verifications;

@@ -32,7 +32,7 @@ async fn policies_override_grants_in_priority_order() {
     assert_eq!(s, StatusCode::CREATED);
     // A higher-priority require_approval for this agent wins.
     let (s, _) = h
-        .admin(Method::POST, "/api/v1/policies", Some(json!({"name": "review-bot", "priority": 20, "agent": "bot", "effect": "require_approval"})))
+        .admin(Method::POST, "/api/v1/policies", Some(json!({"name": "review-bot", "priority": 20, "agent": a.id, "effect": "require_approval"})))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, v) = h
