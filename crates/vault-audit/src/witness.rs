@@ -47,6 +47,12 @@ pub struct WitnessReceipt {
 
 /// An external holder of published heads.
 pub trait Witness {
+    /// Who this witness is, for messages (a file path, a server URL).
+    fn describe(&self) -> String;
+
+    /// The latest head the witness holds, checked (for a file: every record re-verified).
+    fn latest(&self) -> Result<Option<SignedTreeHead>>;
+
     /// Publishes `head`, with the consistency proof from the witness's latest size (which the
     /// caller learns from the witness, e.g. [`FileWitness::latest`]). Fails with
     /// [`AuditError::Fork`] for a different root at a size it holds, and
@@ -164,6 +170,11 @@ impl FileWitness {
         Ok(out)
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The latest head held, if any.
     pub fn latest(&self) -> Result<Option<SignedTreeHead>> {
         Ok(self.records()?.pop().map(|r| r.head))
@@ -171,6 +182,14 @@ impl FileWitness {
 }
 
 impl Witness for FileWitness {
+    fn describe(&self) -> String {
+        format!("witness file {}", self.path.display())
+    }
+
+    fn latest(&self) -> Result<Option<SignedTreeHead>> {
+        FileWitness::latest(self)
+    }
+
     fn publish(
         &self,
         head: &SignedTreeHead,
