@@ -435,11 +435,14 @@ impl<'v> Session<'v> {
 
     /// Signs a final head (if operations happened since the last one) and ends the session.
     pub fn close(mut self) -> Result<()> {
-        if self.ops_since_head > 0 {
-            self.sign_head()?;
-        }
+        let signed = if self.ops_since_head > 0 {
+            self.sign_head().map(|_| ())
+        } else {
+            Ok(())
+        };
+        // Reported here; Drop must not try (and report) again.
         self.ops_since_head = 0;
-        Ok(())
+        signed
     }
 
     // ----------------------------------------------------------------------------------
