@@ -37,10 +37,14 @@ pub(crate) fn read_head(path: &Path) -> Result<SignedTreeHead> {
 }
 
 /// The AIM server as a witness of the vault's heads, asked as a registered agent.
-#[derive(Debug, Clone)]
+///
+/// One client (and runtime) serves every call: the client remembers which requests it signed
+/// in the current second, so identical requests are never refused as replays.
+#[derive(Debug)]
 pub(crate) struct AimServerWitness {
     agent: String,
     log: String,
+    conn: std::sync::Mutex<Option<(tokio::runtime::Runtime, AimClient)>>,
 }
 
 impl AimServerWitness {
@@ -49,23 +53,29 @@ impl AimServerWitness {
         Self {
             agent: agent.to_owned(),
             log: log.to_owned(),
+            conn: std::sync::Mutex::new(None),
         }
     }
 
-    fn client(&self) -> std::result::Result<AimClient, String> {
+    fn connect(&self) -> std::result::Result<(tokio::runtime::Runtime, AimClient), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
         let config =
             ClientConfig::from_env().map_err(|e| format!("AIM client configuration: {e}"))?;
-        AimClient::load(&self.agent, config)
+        let client = AimClient::load(&self.agent, config)
             .map_err(|e| format!("cannot load agent identity `{}`: {e}", self.agent))?
             .ok_or_else(|| {
                 format!(
                     "no stored identity for agent `{}`; register it with `aim agent register {}`",
                     self.agent, self.agent
                 )
-            })
+            })?;
+        Ok((rt, client))
     }
 
-    /// Runs `f` with a client on a thread of its own.
+    /// Runs `f` with the client, on a thread of its own (never inside a caller's runtime).
     fn run<T: Send>(
         &self,
         f: impl AsyncFnOnce(AimClient) -> std::result::Result<T, String> + Send,
@@ -75,12 +85,14 @@ impl AimServerWitness {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-                    let client = self.client()?;
-                    rt.block_on(f(client))
+                    let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                    if guard.is_none() {
+                        *guard = Some(self.connect()?);
+                    }
+                    let Some((rt, client)) = guard.as_ref() else {
+                        return Err("no client".to_owned());
+                    };
+                    rt.block_on(f(client.clone()))
                 })
                 .join()
                 .unwrap_or_else(|_| Err("the witness thread panicked".into()))
@@ -99,8 +111,24 @@ impl Witness for AimServerWitness {
 
     fn latest(&self) -> vault_audit::Result<Option<SignedTreeHead>> {
         let log = self.log.clone();
-        let list =
-            self.run(async move |c| c.tree_heads(Some(&log)).await.map_err(|e| e.to_string()))?;
+        // The server accepts each signature once and signatures carry one-second timestamps:
+        // the same GET from another `aim` process in the same second is refused as a replay.
+        // Reading is harmless to repeat, so wait for the next second and ask again.
+        let list = self.run(async move |c| {
+            let mut tries = 0;
+            loop {
+                match c.tree_heads(Some(&log)).await {
+                    Err(Error::Authentication {
+                        status: 401,
+                        message,
+                    }) if message.contains("replayed") && tries < 2 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+                    }
+                    other => return other.map_err(|e| e.to_string()),
+                }
+            }
+        })?;
         let Some(last) = list["heads"].as_array().and_then(|a| a.last()).cloned() else {
             return Ok(None);
         };
@@ -132,7 +160,9 @@ impl Witness for AimServerWitness {
             match c.publish_tree_head(&body, Some(&log)).await {
                 // The vault's head key is not the agent's identity key: declare it (signed
                 // as the agent) and publish again.
-                Err(Error::Http { status: 403, .. }) => {
+                Err(
+                    Error::Authentication { status: 403, .. } | Error::Http { status: 403, .. },
+                ) => {
                     c.declare_tree_head_key(&key)
                         .await
                         .map_err(|e| e.to_string())?;
