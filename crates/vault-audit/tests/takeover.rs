@@ -204,3 +204,29 @@ fn a_legacy_uncertified_handover_with_its_old_key_head_still_verifies() {
     assert!(r.is_ok(), "{:?}", r.discrepancy);
     assert_eq!(r.heads_verified, 3);
 }
+
+#[test]
+fn a_witness_line_torn_by_a_crash_is_ignored_and_replaced() {
+    use vault_audit::{FileWitness, Witness};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.jsonl");
+    let witness = FileWitness::new(&path);
+    let (conn, a) = log_with(3);
+    let h1 = AuditLog::latest_head(&conn).unwrap().unwrap();
+    witness.publish(&h1, None).unwrap();
+    // A crash in the middle of the next append leaves half a line.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"version\":1,\"head\":{\"seq\"");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(witness.latest().unwrap(), Some(h1.clone()));
+    AuditLog::append(&conn, &Event::new("memory.store", 5)).unwrap();
+    let h2 = AuditLog::sign_head(&conn, &a, 6_000).unwrap();
+    let c = AuditLog::consistency_proof(&conn, h1.tree_size, h2.tree_size).unwrap();
+    witness.publish(&h2, Some(&c)).unwrap();
+    assert_eq!(witness.records().unwrap().len(), 2);
+    assert_eq!(witness.latest().unwrap(), Some(h2));
+    // An edited complete line is still corruption.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"version\":1", "\"version\":2", 1)).unwrap();
+    assert!(witness.records().is_err());
+}
