@@ -460,6 +460,19 @@ impl AimClient {
             .success_json()
     }
 
+    /// The tree heads the server holds for one of the agent's logs (`None`: the default log):
+    /// `{agent_id, log, heads: [head JSON with received_at, ...]}`, ascending size.
+    pub async fn tree_heads(&self, log: Option<&str>) -> Result<Value> {
+        let mut path = format!("/api/v1/agents/{}/tree-heads", self.agent_id());
+        if let Some(log) = log {
+            path.push('/');
+            path.push_str(path_segment(log)?);
+        }
+        self.agent_request(Method::GET, &path, None, None)
+            .await?
+            .success_json()
+    }
+
     /// Declares an extra public key (standard base64) allowed to sign this agent's tree heads,
     /// besides its identity key.
     pub async fn declare_tree_head_key(&self, public_key_b64: &str) -> Result<Value> {

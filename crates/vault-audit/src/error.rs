@@ -67,6 +67,23 @@ pub enum AuditError {
         /// Why.
         reason: &'static str,
     },
+    /// The log's key-epoch chain is broken: an epoch is not certified by the previous key (and
+    /// has no legacy hand-over head), or its announcement leaf disagrees with the epoch index.
+    /// Someone with write access to the file inserted a signing key; nothing is signed.
+    #[error(
+        "head-signing key epoch {epoch} (key {key_id}, leaf {leaf_index}) is not valid: {reason}; \
+         someone with write access to the vault file may have inserted a signing key"
+    )]
+    KeyChainBroken {
+        /// The epoch number.
+        epoch: u64,
+        /// Its key id.
+        key_id: String,
+        /// Its announcement leaf.
+        leaf_index: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A key announcement does not extend the log's key chain.
     #[error("cannot announce key {key_id}: {reason}")]
     BadAnnouncement {

@@ -8,7 +8,7 @@
 use aim_crypto::AgentPublicKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::epoch::{KeyEpoch, check_chain, epoch_event, parse_epoch};
+use crate::epoch::{KEY_EPOCH_KIND, KeyEpoch, certify, check_chain, epoch_event, parse_epoch};
 use crate::error::{AuditError, Result};
 use crate::event::{Event, RESERVED_PREFIX};
 use crate::hash::{Hash, leaf_hash, node_hash};
@@ -206,59 +206,91 @@ impl AuditLog {
         Ok(())
     }
 
-    /// The key epochs announced in the log, oldest first (from the `audit_epochs` index, which
-    /// verification cross-checks against the leaves).
+    /// The key epochs announced in the log, oldest first. Each `audit_epochs` index row is
+    /// checked against its announcement leaf and the chain rules, certificates included; a
+    /// broken chain is [`AuditError::KeyChainBroken`].
     pub fn key_epochs(conn: &Connection) -> Result<Vec<KeyEpoch>> {
         let mut stmt = conn.prepare_cached(
             "SELECT epoch, leaf_idx, key_id, public_key FROM audit_epochs ORDER BY epoch",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-            ))
-        })?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut out: Vec<KeyEpoch> = Vec::new();
-        for row in rows {
-            let (epoch, leaf_idx, key_id, pk) = row?;
-            let raw: [u8; 32] = pk
-                .as_slice()
-                .try_into()
-                .map_err(|_| AuditError::Corrupt(format!("key epoch {epoch} public key")))?;
-            out.push(KeyEpoch {
-                epoch: from_i64(epoch, "epoch")?,
-                leaf_index: from_i64(leaf_idx, "leaf index")?,
-                key_id,
-                public_key: AgentPublicKey::from_bytes(&raw)?,
-                previous_key_id: out.last().map(|e| e.key_id.clone()),
-            });
+        for (epoch, leaf_idx, key_id, pk) in rows {
+            let epoch = from_i64(epoch, "epoch")?;
+            let leaf_index = from_i64(leaf_idx, "leaf index")?;
+            let broken = |reason: &str| AuditError::KeyChainBroken {
+                epoch,
+                key_id: key_id.clone(),
+                leaf_index,
+                reason: reason.to_owned(),
+            };
+            let event = Self::leaf(conn, leaf_index)
+                .map_err(|e| broken(&format!("its announcement leaf is unreadable: {e}")))?;
+            if event.kind != KEY_EPOCH_KIND {
+                return Err(broken("its announcement leaf is not a key epoch event"));
+            }
+            let parsed = parse_epoch(&event, leaf_index).map_err(broken)?;
+            if parsed.epoch != epoch
+                || parsed.key_id != key_id
+                || parsed.public_key.as_bytes()[..] != pk[..]
+            {
+                return Err(broken("the epoch index differs from its announcement leaf"));
+            }
+            let root_before = Self::root(conn, leaf_index)?;
+            check_chain(&out, &parsed, &root_before).map_err(broken)?;
+            out.push(parsed);
         }
         Ok(out)
     }
 
-    /// Announces `key` as the next head-signing key: appends an `audit.key_epoch` leaf carrying
-    /// the key and `previous` (the current key's id; `None` only for the first key) and returns
-    /// its leaf index. The new key may sign heads once a head signed by the previous key covers
-    /// this leaf (see [`AuditLog::rotate_key`]), or right away if verifiers pin it.
+    /// Announces `key` as the log's first head-signing key (epoch 0): appends an
+    /// `audit.key_epoch` leaf and returns its index. `previous` must be `None`: every later key
+    /// is certified by the key before it through [`AuditLog::rotate_key`].
     pub fn announce_key(
         conn: &Connection,
         key: &AgentPublicKey,
         previous: Option<&str>,
         time_ms: i64,
     ) -> Result<u64> {
-        let epochs = Self::key_epochs(conn)?;
-        let event = epoch_event(epochs.len() as u64, key, previous, time_ms);
+        if previous.is_some() || !Self::key_epochs(conn)?.is_empty() {
+            return Err(AuditError::BadAnnouncement {
+                key_id: key.key_id(),
+                reason: "only the first key is announced directly; a later key must be \
+                         certified by the current one (rotate_key)"
+                    .into(),
+            });
+        }
+        Self::append_epoch(conn, &[], key, None, time_ms)
+    }
+
+    fn append_epoch(
+        conn: &Connection,
+        epochs: &[KeyEpoch],
+        key: &AgentPublicKey,
+        previous: Option<&dyn HeadSigner>,
+        time_ms: i64,
+    ) -> Result<u64> {
         let index = Self::tree_size(conn)?;
-        let parsed = parse_epoch(&event, index).map_err(|r| AuditError::BadAnnouncement {
+        let epoch = epochs.len() as u64;
+        let root_before = Self::root(conn, index)?;
+        let cert = previous.map(|p| certify(p, epoch, index, &root_before, key));
+        let prev_id = previous.map(|p| p.public_key().key_id());
+        let event = epoch_event(epoch, key, prev_id.as_deref().zip(cert.as_ref()), time_ms);
+        let bad = |r: &str| AuditError::BadAnnouncement {
             key_id: key.key_id(),
             reason: r.into(),
-        })?;
-        check_chain(&epochs, &parsed).map_err(|r| AuditError::BadAnnouncement {
-            key_id: key.key_id(),
-            reason: r.into(),
-        })?;
+        };
+        let parsed = parse_epoch(&event, index).map_err(bad)?;
+        check_chain(epochs, &parsed, &root_before).map_err(bad)?;
         let leaf = Self::append_bytes(conn, &event.encode()?)?;
         conn.prepare_cached(
             "INSERT INTO audit_epochs (epoch, leaf_idx, key_id, public_key) VALUES (?1, ?2, ?3, ?4)",
@@ -272,42 +304,51 @@ impl AuditLog {
         Ok(leaf)
     }
 
-    /// Rotates the head-signing key: announces `new_key` and signs the hand-over head covering
-    /// the announcement with `old` (the current key). Returns that head. Heads signed by `old`
-    /// before stay verifiable; later heads must be signed by `new_key`.
+    /// Rotates the head-signing key: `old` (the current key) certifies `new_key` in a new
+    /// `audit.key_epoch` leaf and signs the hand-over head covering it. Returns that head.
+    /// Heads signed by `old` before stay verifiable; later heads must be signed by `new_key`.
+    /// This is the only way a later key enters the log, and the only time a session signs
+    /// with a key other than the current one.
     pub fn rotate_key(
         conn: &Connection,
         old: &dyn HeadSigner,
         new_key: &AgentPublicKey,
         time_ms: i64,
     ) -> Result<SignedTreeHead> {
+        let epochs = Self::key_epochs(conn)?;
         let old_id = old.public_key().key_id();
-        Self::announce_key(conn, new_key, Some(&old_id), time_ms)?;
-        Self::sign_head(conn, old, time_ms)
+        match epochs.last() {
+            None => return Err(AuditError::NoKeyEpoch),
+            Some(cur) if cur.key_id != old_id || cur.public_key != old.public_key() => {
+                return Err(AuditError::KeyNotCurrent {
+                    key_id: old_id,
+                    reason: "only the current key can certify its successor",
+                });
+            }
+            Some(_) => {}
+        }
+        Self::check_current_usable(conn, &epochs)?;
+        Self::append_epoch(conn, &epochs, new_key, Some(old), time_ms)?;
+        Self::store_head(conn, old, time_ms)
     }
 
-    /// Signs and stores a head for the current tree. The signer must be the current key epoch
-    /// (or the previous one, for the single hand-over head right after a rotation). `time_ms`
-    /// is raised to the latest head's time if the clock went backwards, so head times never
-    /// decrease.
+    /// Signs and stores a head for the current tree. The signer must be the current key epoch,
+    /// and that epoch must be certified by its predecessor (or, for a log written before
+    /// certificates, covered by a hand-over head its predecessor signed). A key inserted into
+    /// the file without the previous key is [`AuditError::KeyChainBroken`]; a retired or
+    /// unknown key is [`AuditError::KeyNotCurrent`]. `time_ms` is raised to the latest head's
+    /// time if the clock went backwards, so head times never decrease.
     pub fn sign_head(
         conn: &Connection,
         signer: &dyn HeadSigner,
         time_ms: i64,
     ) -> Result<SignedTreeHead> {
-        let size = Self::tree_size(conn)?;
         let epochs = Self::key_epochs(conn)?;
         let key_id = signer.public_key().key_id();
-        let latest = Self::latest_head(conn)?;
         let Some(current) = epochs.last() else {
             return Err(AuditError::NoKeyEpoch);
         };
-        let handover_pending = latest
-            .as_ref()
-            .is_none_or(|h| h.tree_size <= current.leaf_index);
-        let allowed = current.key_id == key_id
-            || (handover_pending && epochs.len() >= 2 && epochs[epochs.len() - 2].key_id == key_id);
-        if !allowed {
+        if current.key_id != key_id {
             let reason = if epochs.iter().any(|e| e.key_id == key_id) {
                 "it was retired by a later key epoch"
             } else {
@@ -315,16 +356,49 @@ impl AuditLog {
             };
             return Err(AuditError::KeyNotCurrent { key_id, reason });
         }
-        if epochs
-            .iter()
-            .find(|e| e.key_id == key_id)
-            .is_some_and(|e| e.public_key != signer.public_key())
-        {
+        if current.public_key != signer.public_key() {
             return Err(AuditError::KeyNotCurrent {
                 key_id,
                 reason: "the announced key with this id is a different key",
             });
         }
+        Self::check_current_usable(conn, &epochs)?;
+        Self::store_head(conn, signer, time_ms)
+    }
+
+    /// A legacy (uncertified) current epoch is usable only if a head signed by the previous
+    /// key covers its announcement.
+    fn check_current_usable(conn: &Connection, epochs: &[KeyEpoch]) -> Result<()> {
+        let Some(current) = epochs.last().filter(|e| e.uncertified()) else {
+            return Ok(());
+        };
+        let previous = epochs.len().checked_sub(2).map(|i| &epochs[i]);
+        let handed_over = Self::heads(conn)?
+            .iter()
+            .find(|h| h.tree_size > current.leaf_index)
+            .is_some_and(|h| {
+                previous.is_some_and(|p| p.key_id == h.key_id && p.public_key == h.public_key)
+            });
+        if handed_over {
+            return Ok(());
+        }
+        Err(AuditError::KeyChainBroken {
+            epoch: current.epoch,
+            key_id: current.key_id.clone(),
+            leaf_index: current.leaf_index,
+            reason: "it is not certified by the previous key and no hand-over head of the \
+                     previous key covers it"
+                .into(),
+        })
+    }
+
+    fn store_head(
+        conn: &Connection,
+        signer: &dyn HeadSigner,
+        time_ms: i64,
+    ) -> Result<SignedTreeHead> {
+        let size = Self::tree_size(conn)?;
+        let latest = Self::latest_head(conn)?;
         let root = Self::root(conn, size)?;
         let time_ms = latest.as_ref().map_or(time_ms, |h| time_ms.max(h.time_ms));
         let seq = latest.as_ref().map_or(1, |h| h.seq + 1);

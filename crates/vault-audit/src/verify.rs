@@ -410,7 +410,7 @@ impl<'o> Engine<'o> {
                 }));
             }
             let parsed = parse_epoch(&event, index).and_then(|ep| {
-                check_chain(&self.epochs, &ep)?;
+                check_chain(&self.epochs, &ep, &self.range.root())?;
                 Ok(ep)
             });
             match parsed {
@@ -560,6 +560,12 @@ impl<'o> Engine<'o> {
                 });
             }
         }
+        if discrepancy.is_none()
+            && stream_clean
+            && let Some(ep) = self.epochs[max_covered..].iter().find(|e| e.uncertified())
+        {
+            discrepancy = Some(uncertified(ep));
+        }
         let discrepancy = discrepancy.or(stream).or(trailing);
         VerifyReport {
             tree_size: log_size,
@@ -621,8 +627,20 @@ impl<'o> Engine<'o> {
             .take_while(|e| e.leaf_index < head.tree_size)
             .count();
         let first_to_cover = covered > *max_covered;
+        let newly = &self.epochs[(*max_covered).min(covered)..covered];
+        let legacy = newly.iter().rev().find(|e| e.uncertified());
         *max_covered = (*max_covered).max(covered);
         let (current, handover) = allowed_signers(&self.epochs, head.tree_size, first_to_cover);
+        if let Some(ep) = legacy {
+            // A legacy (uncertified) epoch is valid only through the hand-over head of the key
+            // before it, covering no later epoch.
+            let by_previous = newly.len() == 1
+                && handover
+                    .is_some_and(|h| h.key_id == head.key_id && h.public_key == head.public_key);
+            if !by_previous {
+                return Err(uncertified(ep));
+            }
+        }
         let signer = [current, handover]
             .into_iter()
             .flatten()
@@ -657,6 +675,17 @@ impl<'o> Engine<'o> {
             return Err(Discrepancy::HeadSignatureInvalid { head_seq: seq });
         }
         Ok(head)
+    }
+}
+
+fn uncertified(ep: &KeyEpoch) -> Discrepancy {
+    Discrepancy::KeyEpochInvalid {
+        index: ep.leaf_index,
+        reason: format!(
+            "key epoch {} (key {}) is not certified by the previous key and no hand-over head \
+             of the previous key covers it: a signing key was inserted into the file",
+            ep.epoch, ep.key_id
+        ),
     }
 }
 

@@ -4,8 +4,8 @@
 //! The published record (one JSON object; one line of a [`FileWitness`] file; the body the AIM
 //! server's endpoint accepts) is [`PublishedHead`]; see `docs/audit-log.md`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,12 @@ pub struct WitnessReceipt {
 
 /// An external holder of published heads.
 pub trait Witness {
+    /// Who this witness is, for messages (a file path, a server URL).
+    fn describe(&self) -> String;
+
+    /// The latest head the witness holds, checked (for a file: every record re-verified).
+    fn latest(&self) -> Result<Option<SignedTreeHead>>;
+
     /// Publishes `head`, with the consistency proof from the witness's latest size (which the
     /// caller learns from the witness, e.g. [`FileWitness::latest`]). Fails with
     /// [`AuditError::Fork`] for a different root at a size it holds, and
@@ -126,42 +132,48 @@ impl FileWitness {
     }
 
     /// Every record in the file, checked: each line parses, its head's signature verifies, and
-    /// each record is consistent with those before it (the same rules as [`judge`]).
+    /// each record is consistent with those before it (the same rules as [`judge`]). A last
+    /// line without its newline is a write torn by a crash: it is not a record (the next
+    /// publish replaces it).
     pub fn records(&self) -> Result<Vec<PublishedHead>> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Ok(self.read()?.0)
+    }
+
+    /// The records and the length of the file's complete lines.
+    fn read(&self) -> Result<(Vec<PublishedHead>, u64)> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
             Err(e) => return Err(e.into()),
         };
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let mut out: Vec<PublishedHead> = Vec::new();
         let mut held: Vec<SignedTreeHead> = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
+        for (i, line) in bytes[..complete]
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+        {
             let line_no = i as u64 + 1;
-            let line = line?;
+            let corrupt = |reason: String| AuditError::WitnessCorrupt {
+                line: line_no,
+                reason,
+            };
             let record: PublishedHead =
-                serde_json::from_str(&line).map_err(|e| AuditError::WitnessCorrupt {
-                    line: line_no,
-                    reason: e.to_string(),
-                })?;
+                serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?;
             match judge(&held, &record) {
                 Ok(false) => {}
-                Ok(true) => {
-                    return Err(AuditError::WitnessCorrupt {
-                        line: line_no,
-                        reason: "duplicate head".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(AuditError::WitnessCorrupt {
-                        line: line_no,
-                        reason: e.to_string(),
-                    });
-                }
+                Ok(true) => return Err(corrupt("duplicate head".into())),
+                Err(e) => return Err(corrupt(e.to_string())),
             }
             held.push(record.head.clone());
             out.push(record);
         }
-        Ok(out)
+        Ok((out, complete as u64))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The latest head held, if any.
@@ -171,12 +183,21 @@ impl FileWitness {
 }
 
 impl Witness for FileWitness {
+    fn describe(&self) -> String {
+        format!("witness file {}", self.path.display())
+    }
+
+    fn latest(&self) -> Result<Option<SignedTreeHead>> {
+        FileWitness::latest(self)
+    }
+
     fn publish(
         &self,
         head: &SignedTreeHead,
         consistency: Option<&ConsistencyProof>,
     ) -> Result<WitnessReceipt> {
-        let held: Vec<SignedTreeHead> = self.records()?.into_iter().map(|r| r.head).collect();
+        let (records, complete) = self.read()?;
+        let held: Vec<SignedTreeHead> = records.into_iter().map(|r| r.head).collect();
         let record = PublishedHead {
             version: PUBLISHED_HEAD_VERSION,
             head: head.clone(),
@@ -190,6 +211,10 @@ impl Witness for FileWitness {
                 .create(true)
                 .append(true)
                 .open(&self.path)?;
+            if file.metadata()?.len() > complete {
+                // Drop a line torn by a crash before appending after it.
+                file.set_len(complete)?;
+            }
             file.write_all(&line)?;
             file.sync_all()?;
         }

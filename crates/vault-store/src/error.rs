@@ -71,6 +71,18 @@ pub enum VaultError {
     /// Stored bytes failed authentication: the vault file was modified without the key.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// A tree head could not be signed (an operation that would have signed one is refused).
+    #[error("cannot sign an audit tree head: {0}")]
+    HeadSigning(String),
+    /// The audit log disagrees with a head published outside the file (a witness, a head the
+    /// user kept): it was truncated, rolled back to an older copy, or forked.
+    #[error("the audit log does not extend the head held by {witness}: {reason}")]
+    Witness {
+        /// Which witness or head.
+        witness: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Stored bytes could not be decoded.
     #[error("corrupt {what}: {detail}")]
     Corrupt {

@@ -27,6 +27,7 @@
 //! | [`rotate`] | resumable data-key rotation |
 //! | [`backup`] | encrypted, authenticated, chained backups and atomic restore |
 //! | [`verify`] | audit-log verification cross-checked against the records, and proofs |
+//! | [`witness`] | signed heads published outside the file; the log checked against them |
 //! | [`unattended`] | audited events recorded without a session (e.g. a dead-man release) |
 //! | [`clock`] | injectable time |
 
@@ -49,6 +50,7 @@ pub mod session;
 pub mod unattended;
 pub mod vault;
 pub mod verify;
+pub mod witness;
 
 pub use aim_crypto::{Argon2Params, SecretBytes, SecretKey};
 pub use audit::{Event, FieldValue};
@@ -72,3 +74,4 @@ pub use rotate::{RotationProgress, RotationReport};
 pub use session::{MemoryInput, RecallRequest, Recalled, Session, recovery_fingerprint};
 pub use unattended::{UnattendedEntry, UnattendedEvent};
 pub use vault::{LockdownStatus, ProfileInfo, Vault, VaultOptions};
+pub use witness::{SharedWitness, default_witness_path};

@@ -370,30 +370,51 @@ impl<'v> Session<'v> {
 
     /// Signs a head over the whole log now, if this session's key holds the log's current
     /// key epoch. Returns whether a head was signed.
+    ///
+    /// The log is first checked against every witness's latest head (a truncated or
+    /// rolled-back log is refused with [`VaultError::Witness`] and nothing is signed); the
+    /// committed head is then published to every witness.
     pub fn sign_head(&mut self) -> Result<bool> {
         let tx = db::write_tx(self.conn())?;
-        let signed = self.sign_head_in(&tx)?;
+        let head = self.sign_head_in(&tx)?;
         tx.commit()?;
-        Ok(signed)
+        self.publish(head.as_ref())?;
+        Ok(head.is_some())
     }
 
-    fn sign_head_in(&mut self, conn: &Connection) -> Result<bool> {
+    /// Publishes a committed head to the vault's witnesses.
+    fn publish(&self, head: Option<&vault_audit::SignedTreeHead>) -> Result<()> {
+        match head {
+            Some(h) => crate::witness::publish_all(self.conn(), &self.vault.witnesses, h),
+            None => Ok(()),
+        }
+    }
+
+    fn sign_head_in(&mut self, conn: &Connection) -> Result<Option<vault_audit::SignedTreeHead>> {
+        crate::witness::check_all(conn, &self.vault.witnesses)?;
         let now = self.vault.now();
         let signer: &dyn HeadSigner = match &self.app_signer {
             Some(s) => s.as_ref(),
             None => &self.signer,
         };
-        let result = AuditLog::sign_head(conn, signer, now);
-        match result {
-            Ok(_) => {
+        let key_id = signer.public_key().key_id();
+        match AuditLog::sign_head(conn, signer, now) {
+            Ok(head) => {
                 self.ops_since_head = 0;
                 self.last_head_ms = now;
-                Ok(true)
+                Ok(Some(head))
             }
-            Err(
-                vault_audit::AuditError::KeyNotCurrent { .. } | vault_audit::AuditError::NoKeyEpoch,
-            ) => Ok(false),
-            Err(e) => Err(e.into()),
+            // A profile whose key never held a signing epoch (another profile signs the log).
+            Err(vault_audit::AuditError::KeyNotCurrent { .. })
+                if !AuditLog::key_epochs(conn)?
+                    .iter()
+                    .any(|e| e.key_id == key_id) =>
+            {
+                Ok(None)
+            }
+            // Everything else is reported: a key that was handed over without this session's
+            // signer, an inserted or uncertified key epoch, a log without any epoch.
+            Err(e) => Err(VaultError::HeadSigning(e.to_string())),
         }
     }
 
@@ -402,22 +423,26 @@ impl<'v> Session<'v> {
     /// second fsync for its head).
     pub(crate) fn commit_op(&mut self, tx: Transaction<'_>, ops: u32) -> Result<()> {
         self.ops_since_head = self.ops_since_head.saturating_add(ops);
+        let mut head = None;
         if self.ops_since_head >= HEAD_EVERY_OPS
             || self.vault.now() - self.last_head_ms >= HEAD_EVERY_MS
         {
-            self.sign_head_in(&tx)?;
+            head = self.sign_head_in(&tx)?;
         }
         tx.commit()?;
-        Ok(())
+        self.publish(head.as_ref())
     }
 
     /// Signs a final head (if operations happened since the last one) and ends the session.
     pub fn close(mut self) -> Result<()> {
-        if self.ops_since_head > 0 {
-            self.sign_head()?;
-        }
+        let signed = if self.ops_since_head > 0 {
+            self.sign_head().map(|_| ())
+        } else {
+            Ok(())
+        };
+        // Reported here; Drop must not try (and report) again.
         self.ops_since_head = 0;
-        Ok(())
+        signed
     }
 
     // ----------------------------------------------------------------------------------
@@ -503,7 +528,11 @@ impl<'v> Session<'v> {
                     )
                     .with("creator", row.header.created_by.name())
                     .with("key_epoch", i64::from(row.header.key_epoch))
-                    .with(vault_audit::COMMITMENT_FIELD, row.commitment),
+                    .with(vault_audit::COMMITMENT_FIELD, row.commitment)
+                    .with(
+                        crate::verify::COMMITMENT_VERSION_FIELD,
+                        crate::verify::SALTED_COMMITMENT,
+                    ),
             )?;
             insert_row(
                 &tx,
@@ -541,13 +570,9 @@ impl<'v> Session<'v> {
             policy: input.policy,
             key_epoch: keys.epoch,
         };
-        seal_row(
-            self.vid(),
-            keys,
-            header,
-            input.content.expose(),
-            &input.meta,
-        )
+        // The sealed metadata must carry the salt the commitment uses (issue 11, point 1:
+        // sealing `input.meta` left a zero salt, so every leaf was an unsalted fingerprint).
+        seal_row(self.vid(), keys, header, input.content.expose(), &meta)
     }
 
     // ----------------------------------------------------------------------------------
@@ -664,6 +689,11 @@ impl<'v> Session<'v> {
             ev = ev.with("approver", truncate(&a));
         }
         audit::append(&tx, &ev)?;
+        // The checkpoint counts this recall's own leaf: removing it shrinks the log below it.
+        let lock = LockCheck {
+            size: AuditLog::tree_size(&tx)?,
+            ..lock
+        };
         self.save_lock_state(&tx, &lock)?;
         if cooldown > 0 {
             let keys = self
@@ -865,6 +895,11 @@ impl<'v> Session<'v> {
             }
             audit::append(&tx, &ev)?;
             let lock = self.lockdown_check()?;
+            // The checkpoint counts this denial's own leaf.
+            let lock = LockCheck {
+                size: AuditLog::tree_size(&tx)?,
+                ..lock
+            };
             self.save_lock_state(&tx, &lock)?;
             self.commit_op(tx, 1)
         })();
@@ -1383,8 +1418,10 @@ pub(crate) fn write_profile_state(
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         if self.ops_since_head > 0 {
-            // Best effort: a failure here leaves an unsigned tail that the next head covers.
-            let _ = self.sign_head();
+            // Drop cannot return the error: it is reported on stderr (call `close` to get it).
+            if let Err(e) = self.sign_head() {
+                eprintln!("aim vault: the final tree head was not signed: {e}");
+            }
         }
     }
 }

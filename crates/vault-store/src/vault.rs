@@ -14,7 +14,9 @@ use crate::gates::{GateConfig, Gates};
 use crate::keys::{Enrollment, KeySet, KeySource, Slot};
 use crate::model::validate_profile_id;
 use crate::session::Session;
+use crate::witness::{SharedWitness, default_witness_path};
 use crate::{Result, VaultError};
+use vault_audit::FileWitness;
 
 /// How often a session signs a tree head: after this many audited operations...
 pub const HEAD_EVERY_OPS: u32 = 256;
@@ -27,6 +29,19 @@ pub struct VaultOptions {
     clock: Arc<dyn Clock>,
     gates: Gates,
     durability: Durability,
+    witness_file: WitnessFile,
+    witnesses: Vec<SharedWitness>,
+}
+
+/// Where the vault's own witness file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WitnessFile {
+    /// `<vault file>.witness` (the default).
+    Beside,
+    /// This path.
+    At(PathBuf),
+    /// None (only with another witness, or for throwaway vaults).
+    Off,
 }
 
 impl Default for VaultOptions {
@@ -35,6 +50,8 @@ impl Default for VaultOptions {
             clock: Arc::new(SystemClock),
             gates: Gates::default(),
             durability: Durability::Full,
+            witness_file: WitnessFile::Beside,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -44,11 +61,34 @@ impl std::fmt::Debug for VaultOptions {
         f.debug_struct("VaultOptions")
             .field("gates", &self.gates)
             .field("durability", &self.durability)
+            .field("witness_file", &self.witness_file)
+            .field("witnesses", &self.witnesses.len())
             .finish_non_exhaustive()
     }
 }
 
 impl VaultOptions {
+    /// Keeps the vault's witness file at `path` instead of beside the vault (for example on
+    /// another disk or a write-once mount).
+    pub fn witness_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.witness_file = WitnessFile::At(path.into());
+        self
+    }
+
+    /// Keeps no witness file. Truncation past the latest head and whole-file rollback are
+    /// then detected only by other witnesses ([`VaultOptions::witness`]) or heads kept by hand.
+    pub fn no_witness_file(mut self) -> Self {
+        self.witness_file = WitnessFile::Off;
+        self
+    }
+
+    /// Also publishes every signed head to `witness` (for example the AIM server) and checks
+    /// the log against what it holds.
+    pub fn witness(mut self, witness: SharedWitness) -> Self {
+        self.witnesses.push(witness);
+        self
+    }
+
     /// Uses `clock` for every timestamp, cooldown and expiry.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -88,12 +128,19 @@ impl VaultOptions {
         let path = path.as_ref();
         let conn = db::open(path, self.durability)?;
         let vault_id = read_vault_id(&conn)?;
+        let mut witnesses: Vec<SharedWitness> = match self.witness_file {
+            WitnessFile::Beside => vec![Arc::new(FileWitness::new(default_witness_path(path)))],
+            WitnessFile::At(p) => vec![Arc::new(FileWitness::new(p))],
+            WitnessFile::Off => Vec::new(),
+        };
+        witnesses.extend(self.witnesses);
         Ok(Vault {
             conn,
             path: path.to_owned(),
             vault_id,
             clock: self.clock,
             gates: self.gates,
+            witnesses,
         })
     }
 }
@@ -150,6 +197,7 @@ pub struct Vault {
     pub(crate) vault_id: [u8; 16],
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) gates: Gates,
+    pub(crate) witnesses: Vec<SharedWitness>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -179,6 +227,17 @@ impl Vault {
     /// The file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The witnesses signed heads are published to (the witness file first, by default).
+    pub fn witnesses(&self) -> &[SharedWitness] {
+        &self.witnesses
+    }
+
+    /// Checks that the audit log extends every witness's latest head (see
+    /// [`crate::witness`]); [`VaultError::Witness`] names the first that it does not.
+    pub fn check_witnesses(&self) -> Result<()> {
+        crate::witness::check_all(&self.conn, &self.witnesses)
     }
 
     /// The gates plugged in.
@@ -403,6 +462,8 @@ impl Vault {
         let signer = self.load_signer(profile, &keys)?;
         let pending = crate::rotate::load_pending(self, profile, &keys)?;
         let tx = db::write_tx(&self.conn)?;
+        // A truncated or rolled-back log is refused before anything is released or signed.
+        crate::witness::check_all(&tx, &self.witnesses)?;
         audit::append(
             &tx,
             &Event::new("profile.unlock", now)

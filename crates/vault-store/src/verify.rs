@@ -9,11 +9,30 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, params};
-use vault_audit::{AuditLog, Event, ExistenceProof, FieldValue, Opening, VerifyOptions};
+use vault_audit::{
+    AuditLog, Event, ExistenceProof, FieldValue, Opening, SignedTreeHead, VerifyOptions,
+};
 
 use crate::model::MemoryId;
 use crate::session::{ROW_COLUMNS, RawRow, RecallRequest, Session};
 use crate::{Result, VaultError};
+
+/// The `memory.store` field that says how its `content_commitment` was made. Leaves without
+/// it were written before issue 11: their salt was 32 zero bytes, so the commitment is an
+/// unsalted fingerprint of the content (see `docs/vault.md`, "Unsalted commitments").
+pub const COMMITMENT_VERSION_FIELD: &str = "commitment_version";
+/// [`COMMITMENT_VERSION_FIELD`] of a commitment with a random, secret 32-byte salt.
+pub const SALTED_COMMITMENT: i64 = 2;
+
+/// True if `ev` is a `memory.store` event whose commitment is an unsalted fingerprint.
+pub fn is_unsalted_store(ev: &Event) -> bool {
+    ev.kind == "memory.store"
+        && ev.get(vault_audit::COMMITMENT_FIELD).is_some()
+        && ev
+            .get(COMMITMENT_VERSION_FIELD)
+            .and_then(FieldValue::as_int)
+            != Some(SALTED_COMMITMENT)
+}
 
 /// The outcome of [`Session::verify`].
 #[derive(Debug, Clone)]
@@ -27,6 +46,12 @@ pub struct VaultVerifyReport {
     /// The first problem found, in words (the audit discrepancy, or a record that disagrees
     /// with the log).
     pub first_problem: Option<String>,
+    /// Leaf indices of `memory.store` events (any profile) whose content commitment is an
+    /// unsalted fingerprint of the content (written before issue 11). Not tampering: a
+    /// disclosure that stays in the append-only log; see `docs/vault.md`.
+    pub unsalted_commitments: Vec<u64>,
+    /// Heads held outside the file that the log was checked against (where from, tree size).
+    pub outside_heads: Vec<(String, u64)>,
 }
 
 impl VaultVerifyReport {
@@ -55,16 +80,86 @@ fn str_field<'e>(ev: &'e Event, name: &str) -> std::result::Result<&'e str, Stri
 }
 
 impl Session<'_> {
-    /// Verifies the log and cross-checks it with the records (see the module docs). Signs a
-    /// head first so the latest operations are covered. Heads must be signed by a key this
-    /// session trusts: its own head-signing key (authenticated by the data key), plus
-    /// `extra_trusted` (for example the agent's AIM identity key).
+    /// Verifies the log and cross-checks it with the records (see the module docs), against
+    /// every witness's latest head; see [`Session::verify_against`].
     pub fn verify(
         &mut self,
         deep: bool,
         extra_trusted: &[aim_crypto::AgentPublicKey],
     ) -> Result<VaultVerifyReport> {
-        self.sign_head()?;
+        self.verify_against(deep, extra_trusted, &[])
+    }
+
+    /// Verifies the log and cross-checks it with the records (see the module docs). Heads
+    /// must be signed by a key this session trusts: its own head-signing key (authenticated
+    /// by the data key), plus `pinned` (keys given from outside, e.g. `--pubkey`; each must be
+    /// a head-signing key of this log). The log must extend every witness's latest head and
+    /// every head in `known` (heads kept outside the file, each with where it came from):
+    /// that is what detects a removed tail and a file replaced by an older copy. Nothing is
+    /// signed before the checks; a head is signed (and published) only if they all pass.
+    pub fn verify_against(
+        &mut self,
+        deep: bool,
+        pinned: &[aim_crypto::AgentPublicKey],
+        known: &[(String, SignedTreeHead)],
+    ) -> Result<VaultVerifyReport> {
+        let mut report = self.verify_unsigned(deep, pinned)?;
+        if report.first_problem.is_none() {
+            report.first_problem = self.check_outside(pinned, known, &mut report)?;
+        }
+        if report.first_problem.is_none() {
+            self.sign_head()?;
+        }
+        Ok(report)
+    }
+
+    /// The heads held outside the file (witnesses, `known`): each must be validly signed by a
+    /// head-signing key of this log, and the log must extend it.
+    fn check_outside(
+        &self,
+        pinned: &[aim_crypto::AgentPublicKey],
+        known: &[(String, SignedTreeHead)],
+        report: &mut VaultVerifyReport,
+    ) -> Result<Option<String>> {
+        let conn = self.conn();
+        let epochs = AuditLog::key_epochs(conn)?;
+        for key in pinned {
+            if !epochs.iter().any(|e| &e.public_key == key) {
+                return Ok(Some(format!(
+                    "pinned key {} is not a head-signing key of this log",
+                    key.key_id()
+                )));
+            }
+        }
+        let mut outside: Vec<(String, SignedTreeHead)> = known.to_vec();
+        for w in &self.vault.witnesses {
+            match w.latest() {
+                Ok(Some(h)) => outside.push((w.describe(), h)),
+                Ok(None) => {}
+                Err(e) => return Ok(Some(format!("{}: cannot be read: {e}", w.describe()))),
+            }
+        }
+        for (source, head) in &outside {
+            if head.verify_signature().is_err()
+                || !epochs.iter().any(|e| e.public_key == head.public_key)
+            {
+                return Ok(Some(format!(
+                    "{source}: its head is not validly signed by a head-signing key of this log"
+                )));
+            }
+            if let Err(e) = crate::witness::check_extends(conn, head, source) {
+                return Ok(Some(e.to_string()));
+            }
+            report.outside_heads.push((source.clone(), head.tree_size));
+        }
+        Ok(None)
+    }
+
+    fn verify_unsigned(
+        &mut self,
+        deep: bool,
+        extra_trusted: &[aim_crypto::AgentPublicKey],
+    ) -> Result<VaultVerifyReport> {
         let conn = self.conn();
         let mut trusted = vec![self.head_public_key(), self.signer.public_key()];
         trusted.extend_from_slice(extra_trusted);
@@ -81,8 +176,12 @@ impl Session<'_> {
         let mut stored: HashSet<[u8; 16]> = HashSet::new();
         let mut last_recall: HashMap<[u8; 16], i64> = HashMap::new();
         let mut checked = 0u64;
+        let mut unsalted = Vec::new();
         let mut hook = |index: u64, ev: &Event| -> std::result::Result<(), String> {
             checked += 1;
+            if is_unsalted_store(ev) {
+                unsalted.push(index);
+            }
             self.check_leaf(index, ev, &mut stored, &mut last_recall)
         };
         let audit = AuditLog::verify_with(conn, &opts, &mut hook)?;
@@ -91,6 +190,8 @@ impl Session<'_> {
             audit,
             records_checked: checked,
             sealed_checked: 0,
+            unsalted_commitments: unsalted,
+            outside_heads: Vec::new(),
         };
         if report.first_problem.is_none() {
             report.first_problem =

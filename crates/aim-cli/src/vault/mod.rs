@@ -4,6 +4,7 @@ pub(crate) mod aim_approver;
 mod escrow;
 mod presence;
 pub(crate) mod secrets;
+mod witness;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -56,6 +57,23 @@ pub(crate) struct VaultArgs {
     /// come from the usual AIM client settings (`AIM_SERVER`, `AIM_HOME`, `AIM_PASSPHRASE`, ...).
     #[arg(long, env = "AIM_AGENT", global = true, value_name = "NAME")]
     aim_agent: Option<String>,
+    /// Keep the vault's witness file (every signed head, published automatically) here instead
+    /// of beside the vault (`<vault>.witness`); best on another disk or machine.
+    #[arg(long, env = "AIM_VAULT_WITNESS", global = true, value_name = "PATH")]
+    witness_file: Option<PathBuf>,
+    /// Also publish signed heads to the AIM server's witness, as the agent `--aim-agent`
+    /// (the vault's head key is declared to the server on first use), and check the log
+    /// against the heads it holds.
+    #[arg(
+        long,
+        env = "AIM_VAULT_AIM_WITNESS",
+        global = true,
+        requires = "aim_agent"
+    )]
+    aim_witness: bool,
+    /// The log name at the AIM server's witness.
+    #[arg(long, global = true, default_value = "vault", value_name = "NAME")]
+    witness_log: String,
     /// The presence gate, filled from the profile once it is unlocked.
     #[arg(skip)]
     presence: Arc<presence::EnrolledPresence>,
@@ -214,14 +232,29 @@ enum VaultCommand {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
-    /// Verify the audit log, every signed head and every record against the log.
+    /// Verify the audit log, every signed head and every record against the log, and the log
+    /// against every head held outside the file (the witnesses, `--head`). Nothing is signed
+    /// before the checks pass. Also lists store events whose commitments were written
+    /// unsalted by older versions (see docs/vault.md).
     ///
-    /// Example: `aim vault verify --deep`
+    /// Example: `aim vault verify --deep --head saved-head.json --pubkey <base64>`
     Verify {
         /// Also decrypt and authenticate every sealed record and content commitment.
         #[arg(long)]
         deep: bool,
+        /// A head kept outside the file (the JSON of `aim vault head`, a published-head
+        /// record, or a witness file): the log must extend it. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        head: Vec<PathBuf>,
+        /// A pinned head-signing public key (standard base64, as `aim vault head` prints): it
+        /// must be a signing key of this log, and heads it vouches for are trusted. Repeatable.
+        #[arg(long, value_name = "BASE64")]
+        pubkey: Vec<String>,
     },
+    /// Print the latest signed tree head (JSON) to keep outside the file for `verify --head`.
+    ///
+    /// Example: `aim vault head > ~/offsite/vault-head.json`
+    Head,
     /// Print a self-contained existence proof (JSON) of a memory's store event.
     ///
     /// Example: `aim vault prove 0190f4c2-... --open -j 'auditor request' > proof.json`
@@ -369,11 +402,22 @@ impl VaultArgs {
 
     fn open(&self) -> Result<Vault> {
         let path = self.path()?;
-        Vault::options()
-            .gates(build_gates(
-                self.presence.clone(),
-                self.aim_agent.as_deref(),
-            ))
+        let mut options = Vault::options().gates(build_gates(
+            self.presence.clone(),
+            self.aim_agent.as_deref(),
+        ));
+        if let Some(w) = &self.witness_file {
+            options = options.witness_file(w);
+        }
+        if self.aim_witness
+            && let Some(agent) = &self.aim_agent
+        {
+            options = options.witness(Arc::new(witness::AimServerWitness::new(
+                agent,
+                &self.witness_log,
+            )));
+        }
+        options
             .open_existing(&path)
             .with_context(|| format!("cannot open the vault at {}", path.display()))
     }
@@ -397,6 +441,10 @@ impl VaultArgs {
         persisted?;
         Ok(closed?)
     }
+}
+
+fn aim_crypto_key(b64: &str) -> Result<aim_crypto::AgentPublicKey> {
+    Ok(aim_crypto::AgentPublicKey::from_b64(b64.trim())?)
 }
 
 fn parse_id(s: &str) -> Result<MemoryId> {
@@ -715,8 +763,18 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
             Ok(())
         }
         VaultCommand::Rotate { batch } => rotate(args, s, key, *batch),
-        VaultCommand::Verify { deep } => {
-            let r = s.verify(*deep, &[])?;
+        VaultCommand::Verify { deep, head, pubkey } => {
+            let known = head
+                .iter()
+                .map(|p| witness::read_head(p).map(|h| (format!("head file {}", p.display()), h)))
+                .collect::<Result<Vec<_>>>()?;
+            let pinned = pubkey
+                .iter()
+                .map(|k| {
+                    aim_crypto_key(k).with_context(|| format!("--pubkey {k} is not a public key"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let r = s.verify_against(*deep, &pinned, &known)?;
             println!(
                 "head-signing key {} ({})",
                 s.head_public_key().to_b64(),
@@ -726,6 +784,23 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
                 "{} leaves, {} heads verified, {} records checked, {} sealed records authenticated",
                 r.audit.tree_size, r.audit.heads_verified, r.records_checked, r.sealed_checked
             );
+            for (source, size) in &r.outside_heads {
+                println!("extends the head of {size} events held by {source}");
+            }
+            if !r.unsalted_commitments.is_empty() {
+                eprintln!(
+                    "warning: {} memory.store events were written before commitments were salted; \
+                     each holds an unsalted fingerprint of its memory's content that anyone with the \
+                     file can test guesses against (events {}). See docs/vault.md, \
+                     \"Unsalted commitments\", for what leaked and what to do.",
+                    r.unsalted_commitments.len(),
+                    r.unsalted_commitments
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             match r.first_problem {
                 None => {
                     println!("ok");
@@ -733,6 +808,13 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
                 }
                 Some(p) => bail!("verification failed: {p}"),
             }
+        }
+        VaultCommand::Head => {
+            s.sign_head()?;
+            let head = vault_audit::AuditLog::latest_head(s.vault().connection())?
+                .ok_or_else(|| anyhow!("the log has no signed head yet"))?;
+            println!("{}", serde_json::to_string_pretty(&head)?);
+            Ok(())
         }
         VaultCommand::Prove {
             id,
