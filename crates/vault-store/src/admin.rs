@@ -61,8 +61,9 @@ impl Session<'_> {
         Ok(factor)
     }
 
-    /// Uses up the held authorization, or asks for one now.
-    pub(crate) fn take_admin(&mut self, purpose: &str) -> Result<HumanFactor> {
+    /// Uses up the held authorization, or asks for one now: for administrative changes made
+    /// outside this crate (re-enrolling a presence factor in `vault-hw`).
+    pub fn take_admin(&mut self, purpose: &str) -> Result<HumanFactor> {
         let f = self.authorize_admin(purpose)?;
         if !self.recovered && !self.created {
             self.admin = None;
