@@ -430,17 +430,18 @@ impl Session<'_> {
         Ok(raws
             .into_iter()
             .filter_map(|raw| self.verify_row(raw).ok())
-            .map(|row| MemoryInfo {
-                memory_id: row.header.memory_id,
-                classification: row.header.classification,
-                created_at_ms: row.header.created_at_ms,
-                created_by: row.header.created_by,
-                cooldown_ms: row.header.policy.cooldown_ms,
-                expires_at_ms: row.header.policy.expires_at_ms,
-                tombstoned_at_ms: row.raw.tombstoned_at_ms,
-                key_epoch: row.header.key_epoch,
-            })
+            .map(info)
             .collect())
+    }
+
+    /// One memory's authenticated attributes (no content); `None` when it does not exist.
+    /// Not audited (reveals no content).
+    pub fn memory_info(&self, id: MemoryId) -> Result<Option<MemoryInfo>> {
+        let Some(raw) = self.load_raw(&id)? else {
+            return Ok(None);
+        };
+        let row = self.verify_row(raw).map_err(VaultError::Integrity)?;
+        Ok(Some(info(row)))
     }
 
     /// Memories linked to `intent`, newest first.
@@ -450,6 +451,19 @@ impl Session<'_> {
             limit: MAX_RESULTS,
             ..ListFilter::default()
         })
+    }
+}
+
+fn info(row: crate::session::VerifiedRow) -> MemoryInfo {
+    MemoryInfo {
+        memory_id: row.header.memory_id,
+        classification: row.header.classification,
+        created_at_ms: row.header.created_at_ms,
+        created_by: row.header.created_by,
+        cooldown_ms: row.header.policy.cooldown_ms,
+        expires_at_ms: row.header.policy.expires_at_ms,
+        tombstoned_at_ms: row.raw.tombstoned_at_ms,
+        key_epoch: row.header.key_epoch,
     }
 }
 
