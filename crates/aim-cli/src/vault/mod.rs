@@ -181,8 +181,8 @@ enum VaultCommand {
     #[command(subcommand)]
     Lockdown(LockdownCommand),
     /// Leave lockdown for the profile; needs the profile's real passphrase or key file AND a
-    /// person: the enrolled presence factor, an approval through the AIM server (--aim-agent),
-    /// or the recovery key (`aim vault escrow recover`).
+    /// person: the enrolled presence factor (FIDO2 touch, TOTP code) or an approval through the
+    /// AIM server (--aim-agent).
     ///
     /// Example: `aim vault unlock --profile agent`
     Unlock,

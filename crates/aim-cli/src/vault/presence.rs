@@ -172,7 +172,7 @@ fn check_replace(s: &mut Session<'_>, replace: bool, what: &str) -> Result<()> {
     }
     if !replace {
         bail!(
-            "profile `{}` already has a presence factor enrolled; pass --replace to enrol {what} (this needs the enrolled factor, an AIM approval or the recovery key)",
+            "profile `{}` already has a presence factor enrolled; pass --replace to enrol {what} (this needs the enrolled factor or an AIM approval)",
             s.profile()
         );
     }
