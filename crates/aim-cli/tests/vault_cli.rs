@@ -126,7 +126,24 @@ fn vault_commands_end_to_end() {
         &aim(&v, &["unlock", "--passphrase-fd", "0"], "nope\n"),
         "does not unlock",
     );
-    ok(&aim(&v, &["unlock", "--passphrase-fd", "0"], pw));
+    // The right passphrase alone is not enough: leaving lockdown needs a person.
+    denied(
+        &aim(&v, &["unlock", "--passphrase-fd", "0"], pw),
+        "needs a person",
+    );
+    // A person confirms (here through the library, with a presence check that confirms).
+    struct Person;
+    impl vault_store::Presence for Person {
+        fn confirm(&self, _: &vault_store::PresenceRequest) -> Result<(), vault_store::GateError> {
+            Ok(())
+        }
+    }
+    vault_store::Vault::options()
+        .gates(vault_store::Gates::new().presence(std::sync::Arc::new(Person)))
+        .open_existing(&v)
+        .unwrap()
+        .leave_lockdown("agent", vault_store::KeySource::passphrase("correct horse"))
+        .unwrap();
     ok(&aim(&v, &["recall", &id, "--passphrase-fd", "0"], pw));
 
     let bak = dir.path().join("b.bak");

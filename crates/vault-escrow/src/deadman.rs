@@ -431,6 +431,15 @@ impl DeadmanState {
         Ok(())
     }
 
+    /// Re-prepares the packages from `payloads` under the next generation without moving the
+    /// deadline (after a memory in them was tombstoned). Fails once released.
+    pub fn reseal(&mut self, payloads: &[HeirPayload], escrow_id: Option<String>) -> Result<()> {
+        self.ensure_not_released()?;
+        self.prepare(payloads)?;
+        self.escrow_id = escrow_id;
+        Ok(())
+    }
+
     /// Fails with [`EscrowError::AlreadyReleased`] if the switch has been released.
     pub fn ensure_not_released(&self) -> Result<()> {
         match self.released_at_ms {

@@ -719,8 +719,80 @@ pub fn deadman_set(
     Ok(state)
 }
 
+/// Drops tombstoned memories from an armed switch's release list (a tombstoned memory must
+/// never be released, and must not make check-ins fail). Returns the ids dropped.
+fn drop_tombstoned(session: &Session<'_>, config: &mut DeadmanConfig) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    let mut kept = Vec::with_capacity(config.release.memory_ids.len());
+    for id in std::mem::take(&mut config.release.memory_ids) {
+        let info = session.memory_info(id.parse()?)?;
+        if info.is_some_and(|m| m.tombstoned_at_ms.is_some()) {
+            dropped.push(id);
+        } else {
+            kept.push(id);
+        }
+    }
+    config.release.memory_ids = kept;
+    Ok(dropped)
+}
+
+/// What [`tombstone`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TombstoneOutcome {
+    /// Whether the memory was tombstoned now (`false`: it already was).
+    pub tombstoned: bool,
+    /// Whether an armed dead-man switch carried it and its packages were re-sealed without it.
+    pub deadman_resealed: bool,
+    /// Whether the switch had nothing left to release and was removed.
+    pub deadman_removed: bool,
+}
+
+/// Tombstones a memory and removes it from an armed dead-man switch: the heirs' packages are
+/// re-sealed without it (the deadline does not move), or, when the switch has nothing left to
+/// release, the switch is removed. Use this instead of [`Session::tombstone`] wherever a
+/// dead-man switch may be set.
+pub fn tombstone(
+    session: &mut Session<'_>,
+    id: vault_store::MemoryId,
+    reason: &str,
+    clock: &dyn Clock,
+) -> Result<TombstoneOutcome> {
+    let tombstoned = session.tombstone(id, reason)?;
+    let mut out = TombstoneOutcome {
+        tombstoned,
+        deadman_resealed: false,
+        deadman_removed: false,
+    };
+    let Some(mut state) = load_state_authenticated(session)? else {
+        return Ok(out);
+    };
+    if state.released_at_ms.is_some()
+        || ensure_not_released(session.vault(), session.profile(), &state).is_err()
+    {
+        return Ok(out); // already released: nothing can take it back
+    }
+    if drop_tombstoned(session, &mut state.config)?.is_empty() {
+        return Ok(out);
+    }
+    if state.config.validate().is_err() {
+        session.delete_record(DEADMAN_NAMESPACE, DEADMAN_STATE_KEY)?;
+        out.deadman_removed = true;
+        return Ok(out);
+    }
+    let (payloads, escrow_id) = prepare_payloads(
+        session,
+        &state.config,
+        state.escrow_id.clone().as_deref(),
+        clock,
+    )?;
+    state.reseal(&payloads, escrow_id)?;
+    save_state(session, &state)?;
+    out.deadman_resealed = true;
+    Ok(out)
+}
+
 /// The owner checks in: moves the deadline to now + interval and re-prepares the packages with
-/// current contents. Fails if no switch is set or if the deadline has already passed (from
+/// current contents (tombstoned memories are left out). Fails if no switch is set or if the deadline has already passed (from
 /// then on the packages may have been released, and nothing can take a release back).
 pub fn deadman_check_in(session: &mut Session<'_>, clock: &dyn Clock) -> Result<DeadmanState> {
     let now = clock.now_ms();
@@ -731,6 +803,14 @@ pub fn deadman_check_in(session: &mut Session<'_>, clock: &dyn Clock) -> Result<
             overdue_ms: now - state.deadline_ms,
             hint: "; set a new switch with `aim vault deadman set --replace-overdue`",
         });
+    }
+    if !drop_tombstoned(session, &mut state.config)?.is_empty() && state.config.validate().is_err()
+    {
+        return Err(EscrowError::InvalidDeadman(
+            "every memory of the switch was tombstoned and it releases no shares: \
+             set a new switch (`aim vault deadman set --replace-overdue`)"
+                .into(),
+        ));
     }
     let (payloads, escrow_id) = prepare_payloads(
         session,

@@ -614,3 +614,75 @@ fn deadman_needs_a_switch() {
         Err(EscrowError::DeadmanNotSet)
     ));
 }
+
+/// Tombstoning a memory an armed switch carries: the packages are re-sealed without it at once
+/// (the deadline does not move), so a release holds only what was not erased.
+#[test]
+fn a_tombstoned_memory_leaves_the_armed_deadman_packages() {
+    let f = Fixture::new();
+    let vault = f.open();
+    let heir = person();
+    let mut s = vault
+        .unlock("agent", KeySource::passphrase("old pass"))
+        .unwrap();
+    let erased = s
+        .store(MemoryInput::text("erase me: zebra 7781").classification(1))
+        .unwrap();
+    let kept = s
+        .store(MemoryInput::text("keep me").classification(1))
+        .unwrap();
+    let config = DeadmanConfig {
+        heirs: vec![Heir::new("solo", &heir.recipient.canonical()).unwrap()],
+        interval_ms: 24 * HOUR,
+        release: ReleaseSpec {
+            memory_ids: vec![erased.to_string(), kept.to_string()],
+            share_threshold: None,
+        },
+    };
+    let armed = deadman_set(&mut s, config, false, &f.clock).unwrap();
+    let out = ev::tombstone(&mut s, erased, "user asked", &f.clock).unwrap();
+    assert!(out.tombstoned && out.deadman_resealed && !out.deadman_removed);
+    let st = deadman_status(&vault, "agent", &f.clock).unwrap().unwrap();
+    assert_eq!(
+        st.deadline_ms, armed.deadline_ms,
+        "the deadline does not move"
+    );
+    assert_eq!(st.memory_count, 1);
+    s.close().unwrap();
+
+    // No check-in: the switch releases what was re-sealed at the tombstone.
+    f.clock.advance(25 * HOUR);
+    let packages = deadman_release(&vault, "agent", &f.clock).unwrap();
+    let p = parse_payload(&heir.key.decrypt(packages[0].armored.as_bytes()).unwrap()).unwrap();
+    assert_eq!(p.memories.len(), 1);
+    assert_eq!(p.memories[0].id, kept.to_string());
+}
+
+/// A memory tombstoned with the plain `Session::tombstone` (no re-seal) no longer makes
+/// check-in fail; and a switch left with nothing to release is removed by `tombstone`.
+#[test]
+fn check_in_survives_a_tombstone_and_an_empty_switch_is_removed() {
+    let f = Fixture::new();
+    let vault = f.open();
+    let heir = person();
+    let mut s = vault
+        .unlock("agent", KeySource::passphrase("old pass"))
+        .unwrap();
+    let a = s.store(MemoryInput::text("a")).unwrap();
+    let b = s.store(MemoryInput::text("b")).unwrap();
+    let config = DeadmanConfig {
+        heirs: vec![Heir::new("solo", &heir.recipient.canonical()).unwrap()],
+        interval_ms: 24 * HOUR,
+        release: ReleaseSpec {
+            memory_ids: vec![a.to_string(), b.to_string()],
+            share_threshold: None,
+        },
+    };
+    deadman_set(&mut s, config, false, &f.clock).unwrap();
+    assert!(s.tombstone(a, "plain").unwrap());
+    let state = deadman_check_in(&mut s, &f.clock).unwrap();
+    assert_eq!(state.config.release.memory_ids, vec![b.to_string()]);
+    let out = ev::tombstone(&mut s, b, "last one", &f.clock).unwrap();
+    assert!(out.deadman_removed);
+    assert!(deadman_status(&vault, "agent", &f.clock).unwrap().is_none());
+}

@@ -15,3 +15,9 @@ pub mod totp;
 pub mod tpm;
 
 pub use error::{HwError, Result};
+
+/// Whether `session`'s profile has a presence factor enrolled (TOTP or FIDO2). Replacing one
+/// needs a human factor ([`vault_store::Session::take_admin`]).
+pub fn presence_enrolled(session: &vault_store::Session<'_>) -> Result<bool> {
+    Ok(totp::TotpPresence::is_enrolled(session)? || fido2::Fido2Presence::is_enrolled(session)?)
+}

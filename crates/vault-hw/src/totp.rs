@@ -310,12 +310,16 @@ impl TotpPresence {
     }
 
     /// Makes a new secret, stores it sealed in `session`'s profile (`hw/totp`) and returns the
-    /// provisioning URI to show the user once.
+    /// provisioning URI to show the user once. Replacing an enrolled presence factor needs a
+    /// human factor ([`Session::take_admin`]).
     pub fn enroll(
         session: &mut Session<'_>,
         params: TotpParams,
         issuer: &str,
     ) -> Result<Zeroizing<String>> {
+        if crate::presence_enrolled(session)? {
+            session.take_admin("presence.enroll")?;
+        }
         let totp = Totp::generate(params)?;
         let uri = totp.provisioning_uri(issuer, session.profile());
         save(session, &totp, None)?;
@@ -416,8 +420,13 @@ impl PendingTotp {
 
     /// Checks the user's first `code` at `unix_secs` and, only if it is right, stores the
     /// secret sealed in `session`'s profile (replacing any earlier one). Returns the step.
+    /// Replacing an enrolled presence factor needs a human factor: ask for it with
+    /// [`Session::authorize_admin`] before showing the secret; this uses it up.
     pub fn confirm(self, session: &mut Session<'_>, code: &str, unix_secs: u64) -> Result<u64> {
         let step = self.totp.verify(code, unix_secs, None)?;
+        if crate::presence_enrolled(session)? {
+            session.take_admin("presence.enroll")?;
+        }
         save(session, &self.totp, Some(step))?;
         Ok(step)
     }

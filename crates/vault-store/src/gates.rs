@@ -88,6 +88,14 @@ pub struct BoundaryDecision {
 pub trait Approver: Send + Sync {
     /// Approves or refuses.
     fn approve(&self, request: &ApprovalRequest) -> std::result::Result<Approval, GateError>;
+
+    /// Whether an approval from this approver proves that a person outside the agent's
+    /// control decided (for example through the AIM server, where the agent's own key cannot
+    /// approve). Only such approvers count as a human factor for changing gates, re-enrolling
+    /// presence and leaving lockdown ([`crate::Session::authorize_admin`]). Default: `false`.
+    fn vouches_for_person(&self) -> bool {
+        false
+    }
 }
 
 /// Asks the boundary daemon whether a recall may proceed.
@@ -150,6 +158,12 @@ impl fmt::Debug for Gates {
 
 /// An approver that asks on the terminal; it refuses when stdin or stderr is not a TTY, so
 /// a non-interactive agent cannot answer its own prompt through a pipe.
+///
+/// **No defence against the agent itself**: an agent can run the command under a
+/// pseudo-terminal (`script`, pexpect) and type `yes`. It is meant for a person working
+/// locally; it never counts as a human factor for administrative changes
+/// ([`Approver::vouches_for_person`] is `false`). Use an approver that reaches a person
+/// outside the agent's control (the AIM server's approvals) to gate recalls against the agent.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TerminalApprover;
 
@@ -189,20 +203,41 @@ type ApproveFn = dyn Fn(&ApprovalRequest) -> std::result::Result<Approval, GateE
 
 /// An approver backed by a closure (an application's own approval flow).
 #[derive(Clone)]
-pub struct CallbackApprover(Arc<ApproveFn>);
+pub struct CallbackApprover {
+    f: Arc<ApproveFn>,
+    person: bool,
+}
 
 impl CallbackApprover {
-    /// Wraps `f`.
+    /// Wraps `f` (not counted as a human factor for administrative changes).
     pub fn new(
         f: impl Fn(&ApprovalRequest) -> std::result::Result<Approval, GateError> + Send + Sync + 'static,
     ) -> Self {
-        Self(Arc::new(f))
+        Self {
+            f: Arc::new(f),
+            person: false,
+        }
+    }
+
+    /// Wraps `f`, a flow that reaches a person the agent does not control: its approvals
+    /// also count as a human factor for administrative changes.
+    pub fn person(
+        f: impl Fn(&ApprovalRequest) -> std::result::Result<Approval, GateError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            f: Arc::new(f),
+            person: true,
+        }
     }
 }
 
 impl Approver for CallbackApprover {
     fn approve(&self, request: &ApprovalRequest) -> std::result::Result<Approval, GateError> {
-        (self.0)(request)
+        (self.f)(request)
+    }
+
+    fn vouches_for_person(&self) -> bool {
+        self.person
     }
 }
 
@@ -405,6 +440,9 @@ pub enum DenyReason {
     PresenceDenied(String),
     /// Presence is required but no presence check is plugged in.
     PresenceUnavailable,
+    /// An administrative change (gates, presence re-enrolment, leaving lockdown) needs a
+    /// human factor the agent does not hold, and none confirmed.
+    HumanFactorRequired(String),
 }
 
 impl DenyReason {
@@ -425,6 +463,7 @@ impl DenyReason {
             Self::ApproverUnavailable => "approver_unavailable",
             Self::PresenceDenied(_) => "presence_denied",
             Self::PresenceUnavailable => "presence_unavailable",
+            Self::HumanFactorRequired(_) => "human_factor_required",
         }
     }
 
@@ -435,7 +474,8 @@ impl DenyReason {
             | Self::BoundaryDenied(s)
             | Self::BoundaryError(s)
             | Self::ApprovalDenied(s)
-            | Self::PresenceDenied(s) => s.clone(),
+            | Self::PresenceDenied(s)
+            | Self::HumanFactorRequired(s) => s.clone(),
             Self::Cooldown { remaining_ms } => format!("{remaining_ms} ms left"),
             _ => String::new(),
         };
@@ -474,6 +514,11 @@ impl fmt::Display for DenyReason {
             Self::PresenceUnavailable => {
                 f.write_str("physical presence is required but no presence check is available")
             }
+            Self::HumanFactorRequired(r) => write!(
+                f,
+                "this change needs a person: confirm the enrolled presence factor, a person's \
+                 approval through the AIM server (--aim-agent), or the profile's recovery key ({r})"
+            ),
         }
     }
 }

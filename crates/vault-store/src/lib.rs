@@ -18,6 +18,7 @@
 //! | [`vault`] | opening the file, profiles, unlock, lockdown, public records |
 //! | [`session`] | an unlocked profile: store, recall (gated), tombstone, key slots |
 //! | [`query`] | keyed full-text search and listing |
+//! | [`admin`] | administrative changes (gates, presence, leaving lockdown) need a human factor |
 //! | [`gates`] | classification gates and the `Approver`, `Boundary`, `Presence` traits |
 //! | [`boundary`] | the boundary-daemon Unix-socket client |
 //! | [`keys`] | key sources, key slots, key files, the `ExternalKeySource` trait |
@@ -31,6 +32,7 @@
 //! | [`unattended`] | audited events recorded without a session (e.g. a dead-man release) |
 //! | [`clock`] | injectable time |
 
+pub mod admin;
 mod audit;
 pub mod backup;
 pub mod boundary;
@@ -52,6 +54,7 @@ pub mod vault;
 pub mod verify;
 pub mod witness;
 
+pub use admin::HumanFactor;
 pub use aim_crypto::{Argon2Params, SecretBytes, SecretKey};
 pub use audit::{Event, FieldValue};
 pub use boundary::UnixSocketBoundary;

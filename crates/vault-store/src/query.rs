@@ -1,12 +1,21 @@
 //! Search and listing. Results carry ids, classification, times and scores, never content:
 //! content only comes out of a gated [`Session::recall`].
+//!
+//! A search answers guesses about content ("does any memory contain `zebra 7781`?"), so it is
+//! gated like a recall: by default it covers levels 0–[`UNGATED_SEARCH_MAX`] only. A query
+//! whose classification range reaches level 3 or higher passes those levels' gates first
+//! (justification, boundary daemon, human approval, presence: every requirement of any level
+//! in the range, asked once per search with purpose `search`), and is denied and audited
+//! (`memory.search.denied`) otherwise. Per-memory cooldowns do not apply to searches.
+//! Listing by tag or intent answers guesses about labels in the same way, so those filters
+//! only match memories up to level [`UNGATED_SEARCH_MAX`].
 
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 
 use crate::audit::{self, Event};
 use crate::db;
-use crate::gates::DenyReason;
+use crate::gates::{BoundaryRule, DenyReason, GateRequest, LevelGates};
 use crate::model::{Classification, Creator, MemoryId};
 use crate::search::{self, LabelKind};
 use crate::session::{ROW_COLUMNS, RawRow, Session};
@@ -18,6 +27,9 @@ pub const MAX_RESULTS: usize = 10_000;
 /// How many of the most recent matching memories a search ranks.
 pub const CANDIDATES: usize = 1000;
 
+/// The highest level searched (and matched by tag or intent listings) without gates.
+pub const UNGATED_SEARCH_MAX: u8 = 2;
+
 /// A full-text search over a profile's memories. Ranking (bm25) considers the
 /// [`CANDIDATES`] most recent matches, so latency stays bounded for common words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +38,13 @@ pub struct SearchQuery {
     pub text: String,
     /// Match memories containing any word instead of all.
     pub any_word: bool,
-    /// Only these classification levels (inclusive range).
+    /// Only these classification levels (inclusive range; default 0–2). Levels above
+    /// [`UNGATED_SEARCH_MAX`] are searched only after their gates allow it.
     pub classifications: (u8, u8),
+    /// Why (for the gates of levels 3 and up; recorded as a keyed MAC).
+    pub justification: String,
+    /// Who asks (for the gates of levels 3 and up).
+    pub requester: String,
     /// Only memories carrying every one of these tags.
     pub tags: Vec<String>,
     /// Only memories linked to this intent.
@@ -46,7 +63,9 @@ impl SearchQuery {
         Self {
             text: text.into(),
             any_word: false,
-            classifications: (0, 5),
+            classifications: (0, UNGATED_SEARCH_MAX),
+            justification: String::new(),
+            requester: "agent".into(),
             tags: Vec::new(),
             intent: None,
             created_after_ms: None,
@@ -55,9 +74,21 @@ impl SearchQuery {
         }
     }
 
-    /// Restricts to classification levels `min..=max`.
+    /// Restricts to classification levels `min..=max` (levels 3 and up are gated).
     pub fn classifications(mut self, min: u8, max: u8) -> Self {
         self.classifications = (min, max);
+        self
+    }
+
+    /// Sets the justification the gates of levels 3 and up see.
+    pub fn justification(mut self, j: impl Into<String>) -> Self {
+        self.justification = j.into();
+        self
+    }
+
+    /// Sets the requester the gates of levels 3 and up see.
+    pub fn requester(mut self, r: impl Into<String>) -> Self {
+        self.requester = r.into();
         self
     }
 
@@ -201,17 +232,12 @@ impl Session<'_> {
                 Some(why) => DenyReason::Integrity(why.clone()),
                 None => DenyReason::Lockdown,
             };
-            let tx = db::write_tx(self.conn())?;
-            audit::append(
-                &tx,
-                &Event::new("memory.search.denied", now)
-                    .with("profile", self.profile.as_str())
-                    .with("reason", reason.code()),
-            )?;
-            self.save_lock_state(&tx, &lock)?;
-            self.commit_op(tx, 1)?;
-            return Err(VaultError::Denied(reason));
+            return Err(self.deny_search(reason, q));
         }
+        let approver = match self.search_gates(q) {
+            Ok(a) => a,
+            Err(reason) => return Err(self.deny_search(reason, q)),
+        };
         let exprs: Vec<String> = self
             .all_keys()
             .filter_map(|k| search::match_expression(&k.search, &q.text, q.any_word))
@@ -285,21 +311,101 @@ impl Session<'_> {
         if rejected > 0 {
             ev = ev.with("rejected", rejected);
         }
+        if q.classifications.1 > UNGATED_SEARCH_MAX {
+            ev = ev
+                .with("classification_max", i64::from(q.classifications.1))
+                .with(
+                    "justification_mac",
+                    self.text_mac(b"justification", &q.justification),
+                );
+        }
+        if let Some(a) = approver {
+            ev = ev.with("approver", a.chars().take(200).collect::<String>());
+        }
         audit::append(&tx, &ev)?;
         self.save_lock_state(&tx, &lock)?;
         self.commit_op(tx, 1)?;
         Ok(hits)
     }
 
+    /// Runs the gates of the levels above [`UNGATED_SEARCH_MAX`] that `q` covers (every
+    /// requirement of any of them, once). Returns the approver, if one was asked.
+    fn search_gates(&self, q: &SearchQuery) -> std::result::Result<Option<String>, DenyReason> {
+        let lo = q.classifications.0.max(UNGATED_SEARCH_MAX + 1);
+        let hi = q.classifications.1.min(Classification::Black.level());
+        if lo > hi {
+            return Ok(None);
+        }
+        let cfg = self
+            .gate_config()
+            .map_err(|e| DenyReason::Integrity(e.to_string()))?;
+        let mut all = LevelGates {
+            justification: false,
+            boundary: BoundaryRule::Never,
+            approval: false,
+            presence: false,
+            min_cooldown_ms: 0,
+        };
+        for level in &cfg.levels[usize::from(lo)..=usize::from(hi)] {
+            all.justification |= level.justification;
+            all.approval |= level.approval;
+            all.presence |= level.presence;
+            all.boundary = stricter(all.boundary, level.boundary);
+        }
+        if all.justification && q.justification.trim().is_empty() {
+            return Err(DenyReason::JustificationRequired);
+        }
+        let req = GateRequest {
+            memory_id: MemoryId::from_bytes([0; 16]),
+            classification: Classification::try_from(hi)
+                .map_err(|e| DenyReason::Integrity(e.to_string()))?,
+            profile: self.profile.clone(),
+            requester: q.requester.clone(),
+            justification: q.justification.clone(),
+            purpose: "search".into(),
+        };
+        self.check_boundary(&cfg, all.boundary, &req)?;
+        self.check_human(&all, &req)
+    }
+
+    /// Audits a denied search and returns the error for the caller.
+    fn deny_search(&mut self, reason: DenyReason, q: &SearchQuery) -> VaultError {
+        let r = (|| -> Result<()> {
+            let tx = db::write_tx(self.conn())?;
+            let mut ev = Event::new("memory.search.denied", self.vault.now())
+                .with("profile", self.profile.as_str())
+                .with("reason", reason.code())
+                .with("classification_max", i64::from(q.classifications.1));
+            let detail = reason.detail();
+            if !detail.is_empty() {
+                ev = ev.with("detail", detail);
+            }
+            audit::append(&tx, &ev)?;
+            let lock = self.lockdown_check()?;
+            self.save_lock_state(&tx, &lock)?;
+            self.commit_op(tx, 1)
+        })();
+        match r {
+            Ok(()) => VaultError::Denied(reason),
+            Err(e) => e,
+        }
+    }
+
     /// Lists memories (newest first) with their authenticated attributes; rows that fail
-    /// authentication are left out. Not audited (reveals no content).
+    /// authentication are left out. Not audited (reveals no content). Tag and intent filters
+    /// only match memories up to level [`UNGATED_SEARCH_MAX`] (a label filter answers guesses
+    /// about labels; search with gates for higher levels).
     pub fn list(&self, f: &ListFilter) -> Result<Vec<MemoryInfo>> {
         let mut sql = format!("SELECT {} FROM memories m WHERE 1=1", prefixed_columns());
         let mut args = Vec::new();
+        let mut classes = f.classifications;
+        if f.tag.is_some() || f.intent.is_some() {
+            classes.1 = classes.1.min(UNGATED_SEARCH_MAX);
+        }
         self.common_filters(
             &mut sql,
             &mut args,
-            f.classifications,
+            classes,
             f.created_after_ms,
             f.created_before_ms,
         );
@@ -324,17 +430,18 @@ impl Session<'_> {
         Ok(raws
             .into_iter()
             .filter_map(|raw| self.verify_row(raw).ok())
-            .map(|row| MemoryInfo {
-                memory_id: row.header.memory_id,
-                classification: row.header.classification,
-                created_at_ms: row.header.created_at_ms,
-                created_by: row.header.created_by,
-                cooldown_ms: row.header.policy.cooldown_ms,
-                expires_at_ms: row.header.policy.expires_at_ms,
-                tombstoned_at_ms: row.raw.tombstoned_at_ms,
-                key_epoch: row.header.key_epoch,
-            })
+            .map(info)
             .collect())
+    }
+
+    /// One memory's authenticated attributes (no content); `None` when it does not exist.
+    /// Not audited (reveals no content).
+    pub fn memory_info(&self, id: MemoryId) -> Result<Option<MemoryInfo>> {
+        let Some(raw) = self.load_raw(&id)? else {
+            return Ok(None);
+        };
+        let row = self.verify_row(raw).map_err(VaultError::Integrity)?;
+        Ok(Some(info(row)))
     }
 
     /// Memories linked to `intent`, newest first.
@@ -345,6 +452,29 @@ impl Session<'_> {
             ..ListFilter::default()
         })
     }
+}
+
+fn info(row: crate::session::VerifiedRow) -> MemoryInfo {
+    MemoryInfo {
+        memory_id: row.header.memory_id,
+        classification: row.header.classification,
+        created_at_ms: row.header.created_at_ms,
+        created_by: row.header.created_by,
+        cooldown_ms: row.header.policy.cooldown_ms,
+        expires_at_ms: row.header.policy.expires_at_ms,
+        tombstoned_at_ms: row.raw.tombstoned_at_ms,
+        key_epoch: row.header.key_epoch,
+    }
+}
+
+/// The stricter of two boundary rules.
+fn stricter(a: BoundaryRule, b: BoundaryRule) -> BoundaryRule {
+    let rank = |r| match r {
+        BoundaryRule::Never => 0,
+        BoundaryRule::IfConfigured => 1,
+        BoundaryRule::Required => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
 }
 
 fn prefixed_columns() -> String {

@@ -10,7 +10,7 @@ use crate::audit::{self, Event};
 use crate::boundary::UnixSocketBoundary;
 use crate::codec::Writer;
 use crate::db;
-use crate::gates::{BoundaryRule, DenyReason, GateConfig, GateRequest};
+use crate::gates::{BoundaryRule, DenyReason, GateConfig, GateRequest, LevelGates};
 use crate::keys::{Enrollment, KeySet, Slot};
 use crate::model::{AccessPolicy, Classification, Creator, MemoryId};
 use crate::record::{self, Part, RECORD_FORMAT, RowHeader, RowState, SealedMeta};
@@ -248,6 +248,12 @@ pub struct Session<'v> {
     pub(crate) app_signer: Option<Box<dyn HeadSigner + Send>>,
     ops_since_head: u32,
     last_head_ms: i64,
+    /// Opened with the profile's recovery key (a human factor, see [`crate::admin`]).
+    pub(crate) recovered: bool,
+    /// The session that created the profile (a human factor, see [`crate::admin`]).
+    pub(crate) created: bool,
+    /// A human factor confirmed ahead of the next administrative change.
+    pub(crate) admin: Option<crate::admin::HumanFactor>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -277,6 +283,9 @@ impl<'v> Session<'v> {
             signer,
             app_signer: None,
             ops_since_head: 0,
+            recovered: false,
+            created: false,
+            admin: None,
         }
     }
 
@@ -476,15 +485,19 @@ impl<'v> Session<'v> {
         GateConfig::decode(&bytes)
     }
 
-    /// Replaces the gate configuration (audited as `gates.config.change`).
+    /// Replaces the gate configuration (audited as `gates.config.change`). Needs a human
+    /// factor (see [`crate::admin`]); without one it is denied with
+    /// [`DenyReason::HumanFactorRequired`].
     pub fn set_gate_config(&mut self, config: &GateConfig) -> Result<()> {
+        let factor = self.take_admin("gates.config.change")?;
         let tx = db::write_tx(self.conn())?;
         store_gate_config(&tx, self.vid(), &self.profile, self.write_keys(), config)?;
         audit::append(
             &tx,
             &Event::new("gates.config.change", self.vault.now())
                 .with("profile", self.profile.as_str())
-                .with("config_hash", aim_crypto::hash::sha256(&config.encode())),
+                .with("config_hash", aim_crypto::hash::sha256(&config.encode()))
+                .with("authorized_by", factor.describe()),
         )?;
         self.commit_op(tx, 1)
     }
@@ -792,28 +805,41 @@ impl<'v> Session<'v> {
                 }
             }
         }
+        self.check_boundary(
+            &cfg,
+            level.boundary,
+            &self.gate_request(row, request, "recall"),
+        )
+    }
+
+    /// Asks the boundary daemon (plugged in, or the configured socket) as `rule` says.
+    pub(crate) fn check_boundary(
+        &self,
+        cfg: &GateConfig,
+        rule: BoundaryRule,
+        req: &GateRequest,
+    ) -> std::result::Result<(), DenyReason> {
         let configured = self.vault.gates.boundary.is_some() || cfg.boundary_socket.is_some();
-        let ask_boundary = match level.boundary {
+        let ask_boundary = match rule {
             BoundaryRule::Never => false,
             BoundaryRule::IfConfigured => configured,
             BoundaryRule::Required => true,
         };
-        if ask_boundary {
-            let req = self.gate_request(row, request, "recall");
-            let decision = match (&self.vault.gates.boundary, &cfg.boundary_socket) {
-                (Some(b), _) => b.check_recall(&req),
-                (None, Some(sock)) => {
-                    crate::gates::Boundary::check_recall(&UnixSocketBoundary::new(sock), &req)
-                }
-                (None, None) => return Err(DenyReason::BoundaryUnavailable),
-            };
-            match decision {
-                Ok(d) if d.permitted => {}
-                Ok(d) => return Err(DenyReason::BoundaryDenied(d.reason)),
-                Err(e) => return Err(DenyReason::BoundaryError(e.to_string())),
-            }
+        if !ask_boundary {
+            return Ok(());
         }
-        Ok(())
+        let decision = match (&self.vault.gates.boundary, &cfg.boundary_socket) {
+            (Some(b), _) => b.check_recall(req),
+            (None, Some(sock)) => {
+                crate::gates::Boundary::check_recall(&UnixSocketBoundary::new(sock), req)
+            }
+            (None, None) => return Err(DenyReason::BoundaryUnavailable),
+        };
+        match decision {
+            Ok(d) if d.permitted => Ok(()),
+            Ok(d) => Err(DenyReason::BoundaryDenied(d.reason)),
+            Err(e) => Err(DenyReason::BoundaryError(e.to_string())),
+        }
     }
 
     /// Human-facing gates (approval, presence), asked last.
@@ -826,7 +852,15 @@ impl<'v> Session<'v> {
             .gate_config()
             .map_err(|e| DenyReason::Integrity(e.to_string()))?;
         let level = *cfg.level(row.header.classification);
-        let req = self.gate_request(row, request, "recall");
+        self.check_human(&level, &self.gate_request(row, request, "recall"))
+    }
+
+    /// Asks for human approval and presence as `level` requires; returns the approver.
+    pub(crate) fn check_human(
+        &self,
+        level: &LevelGates,
+        req: &GateRequest,
+    ) -> std::result::Result<Option<String>, DenyReason> {
         let mut approver = None;
         if level.approval {
             let a = self
@@ -836,7 +870,7 @@ impl<'v> Session<'v> {
                 .as_ref()
                 .ok_or(DenyReason::ApproverUnavailable)?;
             approver = Some(
-                a.approve(&req)
+                a.approve(req)
                     .map_err(|e| DenyReason::ApprovalDenied(e.to_string()))?
                     .approver,
             );
@@ -848,7 +882,7 @@ impl<'v> Session<'v> {
                 .presence
                 .as_ref()
                 .ok_or(DenyReason::PresenceUnavailable)?;
-            p.confirm(&req)
+            p.confirm(req)
                 .map_err(|e| DenyReason::PresenceDenied(e.to_string()))?;
         }
         Ok(approver)
@@ -1029,9 +1063,11 @@ impl<'v> Session<'v> {
         )
     }
 
-    /// Records this profile's exit from the current lockdown (called by
-    /// [`Vault::leave_lockdown`] after the key was presented).
-    pub(crate) fn record_lockdown_exit(mut self) -> Result<()> {
+    /// Leaves the current lockdown for this profile. Needs a human factor besides the key
+    /// that unlocked the session (see [`crate::admin`]); without one it is denied with
+    /// [`DenyReason::HumanFactorRequired`] and the lockdown stays.
+    pub fn leave_lockdown(&mut self) -> Result<()> {
+        let factor = self.take_admin("vault.lockdown.exit")?;
         let now = self.vault.now();
         let tx = db::write_tx(self.conn())?;
         let epoch: Option<i64> =
@@ -1049,7 +1085,8 @@ impl<'v> Session<'v> {
             &tx,
             &Event::new("vault.lockdown.exit", now)
                 .with("lockdown_epoch", epoch)
-                .with("profile", self.profile.as_str()),
+                .with("profile", self.profile.as_str())
+                .with("authorized_by", factor.describe()),
         )?;
         let size = AuditLog::tree_size(&tx)?;
         write_profile_state(
@@ -1060,16 +1097,17 @@ impl<'v> Session<'v> {
             epoch,
             size,
         )?;
-        self.commit_op(tx, 1)?;
-        self.close()
+        self.commit_op(tx, 1)
     }
 
     // ----------------------------------------------------------------------------------
     // Tombstones and expiry
 
     /// Tombstones a memory: its sealed content, metadata and search tokens are erased (SQLite
-    /// `secure_delete`, WAL checkpointed), the record and its audit history stay. Returns
-    /// `false` if it already was tombstoned.
+    /// `secure_delete`, the full-text index rewritten without its tokens, WAL checkpointed), the
+    /// record and its audit history stay. Returns `false` if it already was tombstoned.
+    /// Backups written before keep the memory; an armed dead-man package is re-sealed by
+    /// `vault_escrow::tombstone` (use that when a dead-man switch may be set).
     pub fn tombstone(&mut self, id: MemoryId, reason: &str) -> Result<bool> {
         let raw = self
             .load_raw(&id)?
@@ -1110,6 +1148,7 @@ impl<'v> Session<'v> {
             params![now, &mac[..], change, row.raw.seq],
         )?;
         delete_index(tx, row.raw.seq)?;
+        purge_index_segments(tx)?;
         tx.execute("DELETE FROM access_state WHERE seq = ?1", [row.raw.seq])?;
         Ok(())
     }
@@ -1635,6 +1674,14 @@ pub(crate) fn delete_index(tx: &Connection, seq: i64) -> Result<()> {
         .execute([seq])?;
     tx.prepare_cached("DELETE FROM memory_labels WHERE seq = ?1")?
         .execute([seq])?;
+    Ok(())
+}
+
+/// Rewrites the full-text index into one segment, so the keyed word tokens of deleted
+/// memories are gone from the file (an FTS5 delete only marks them; `secure_delete` then zeroes
+/// the freed pages). Costs a pass over the index: used for tombstones and purges.
+pub(crate) fn purge_index_segments(tx: &Connection) -> Result<()> {
+    tx.execute("INSERT INTO memory_fts(memory_fts) VALUES ('optimize')", [])?;
     Ok(())
 }
 

@@ -401,7 +401,9 @@ impl Vault {
             vault_audit::AuditLog::announce_key(&tx, &signer.public_key(), None, now)?;
         }
         tx.commit()?;
-        Ok(Session::new(self, profile.to_owned(), keys, None, signer))
+        let mut session = Session::new(self, profile.to_owned(), keys, None, signer);
+        session.created = true;
+        Ok(session)
     }
 
     /// Unlocks `profile` with `source`: derives the key-encryption key once and unwraps the
@@ -473,6 +475,7 @@ impl Vault {
         )?;
         tx.commit()?;
         let mut session = Session::new(self, profile.to_owned(), keys, pending, signer);
+        session.recovered = matches!(source, KeySource::Recovery { .. });
         session.purge_expired()?;
         Ok(session)
     }
@@ -569,10 +572,12 @@ impl Vault {
         Ok(u64::try_from(epoch).unwrap_or(0))
     }
 
-    /// Leaves the current lockdown for `profile`, proving its real key with `source`.
+    /// Leaves the current lockdown for `profile`, proving its real key with `source` and a
+    /// human factor through the vault's gates ([`Session::leave_lockdown`]).
     pub fn leave_lockdown(&self, profile: &str, source: KeySource) -> Result<()> {
-        let session = self.unlock(profile, source)?;
-        session.record_lockdown_exit()
+        let mut session = self.unlock(profile, source)?;
+        session.leave_lockdown()?;
+        session.close()
     }
 
     /// The lockdown state.

@@ -10,7 +10,7 @@ use vault_store::{DenyReason, MemoryInput, RecallRequest, SearchQuery};
 #[test]
 fn every_operation_is_a_leaf_without_plaintext() {
     let f = Fixture::new();
-    let v = f.with_profile();
+    let v = f.with_profile_gates(person_gates());
     let _ = v.unlock("agent", vault_store::KeySource::passphrase("bad"));
     let mut s = v.unlock("agent", pw()).unwrap();
     let id = s

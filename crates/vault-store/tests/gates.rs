@@ -303,7 +303,7 @@ fn presence_is_required_for_black_even_when_everything_else_permits() {
 #[test]
 fn configured_boundary_socket_is_used_and_a_dead_daemon_denies() {
     let f = Fixture::new();
-    let v = f.with_profile();
+    let v = f.with_profile_gates(person_gates());
     let sock = f.dir.path().join("boundary.sock");
     let mut s = v.unlock("agent", pw()).unwrap();
     let id = s

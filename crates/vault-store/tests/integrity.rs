@@ -181,7 +181,7 @@ fn lifting_lockdown_without_the_key_is_detected() {
 #[test]
 fn lockdown_needs_the_real_key_to_leave() {
     let f = Fixture::new();
-    let v = f.with_profile();
+    let v = f.with_profile_gates(person_gates());
     let mut s = v.unlock("agent", pw()).unwrap();
     let id = s.store(MemoryInput::text("x")).unwrap();
     v.enter_lockdown("drill").unwrap();

@@ -46,7 +46,7 @@ fn ranked_filtered_search_over_keyed_tokens() {
     want.sort();
     assert_eq!(any, want);
     assert_eq!(
-        ids(&SearchQuery::new("tea").classifications(2, 5), &mut s),
+        ids(&SearchQuery::new("tea").classifications(2, 2), &mut s),
         vec![coffee]
     );
     assert_eq!(

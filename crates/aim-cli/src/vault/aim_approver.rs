@@ -87,6 +87,12 @@ impl AimServerApprover {
 }
 
 impl Approver for AimServerApprover {
+    /// A person decided on the server (automatic approvals are refused above): a human
+    /// factor the agent's own key cannot produce.
+    fn vouches_for_person(&self) -> bool {
+        true
+    }
+
     fn approve(&self, r: &ApprovalRequest) -> Result<Approval, GateError> {
         let request = Self::request(r);
         let agent = self.agent.as_str();

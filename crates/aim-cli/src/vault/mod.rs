@@ -53,8 +53,10 @@ pub(crate) struct VaultArgs {
     #[arg(long, global = true, conflicts_with_all = ["passphrase_fd", "keyfile"])]
     tpm: bool,
     /// Ask the AIM server, as this registered agent, for a person's approval of recalls that
-    /// need one (level 3 and up) instead of the terminal. The server URL and key protection
-    /// come from the usual AIM client settings (`AIM_SERVER`, `AIM_HOME`, `AIM_PASSPHRASE`, ...).
+    /// need one (level 3 and up) instead of the terminal, and of administrative changes. The
+    /// recommended approver: the terminal one is for local use and no defence against an agent
+    /// (which can run `aim` under a pseudo-terminal). The server URL and key protection come
+    /// from the usual AIM client settings (`AIM_SERVER`, `AIM_HOME`, `AIM_PASSPHRASE`, ...).
     #[arg(long, env = "AIM_AGENT", global = true, value_name = "NAME")]
     aim_agent: Option<String>,
     /// Keep the vault's witness file (every signed head, published automatically) here instead
@@ -131,8 +133,10 @@ enum VaultCommand {
         requester: String,
     },
     /// Search memories by words (keyed tokens); prints ids, levels, times and scores, never content.
+    /// Covers levels 0–2 unless --max-class is higher: levels 3–5 are searched only after their
+    /// gates allow it (justification, boundary daemon, approval, presence), like a recall.
     ///
-    /// Example: `aim vault search green tea --tag prefs`
+    /// Example: `aim vault search green tea --tag prefs`, `aim vault search zebra --max-class 5 -j 'incident 42'`
     Search {
         /// Words to find.
         #[arg(required = true)]
@@ -149,9 +153,15 @@ enum VaultCommand {
         /// Lowest classification.
         #[arg(long, default_value_t = 0)]
         min_class: u8,
-        /// Highest classification.
-        #[arg(long, default_value_t = 5)]
+        /// Highest classification (above 2 runs those levels' gates first).
+        #[arg(long, default_value_t = 2)]
         max_class: u8,
+        /// Why (needed for levels 3 and up).
+        #[arg(long, short = 'j', default_value = "")]
+        justification: String,
+        /// Who asks.
+        #[arg(long, default_value = "cli")]
+        requester: String,
         /// Most results.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -173,7 +183,9 @@ enum VaultCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Erase a memory's content for good; its record and audit history stay.
+    /// Erase a memory's content and search tokens for good; its record and audit history stay.
+    /// An armed dead-man switch carrying it is re-sealed without it. Backups written before
+    /// still hold it (see docs/vault.md).
     ///
     /// Example: `aim vault tombstone 0190f4c2-... --reason 'user asked to forget'`
     Tombstone {
@@ -186,7 +198,9 @@ enum VaultCommand {
     /// Enter lockdown (no secret needed) or show its status.
     #[command(subcommand)]
     Lockdown(LockdownCommand),
-    /// Leave lockdown for the profile; needs the profile's real passphrase or key file.
+    /// Leave lockdown for the profile; needs the profile's real passphrase or key file AND a
+    /// person: the enrolled presence factor (FIDO2 touch, TOTP code) or an approval through the
+    /// AIM server (--aim-agent).
     ///
     /// Example: `aim vault unlock --profile agent`
     Unlock,
@@ -268,7 +282,8 @@ enum VaultCommand {
         #[arg(long, short = 'j', default_value = "")]
         justification: String,
     },
-    /// Show or change the profile's gate configuration.
+    /// Show or change the profile's gate configuration (changes need a person: the enrolled
+    /// presence factor or an approval through the AIM server).
     #[command(subcommand)]
     Gates(GatesCommand),
     /// Shamir key escrow of the profile's recovery key: create, list, recover.
@@ -277,7 +292,8 @@ enum VaultCommand {
     /// Dead-man switch: set, check-in, status, release.
     #[command(subcommand)]
     Deadman(escrow::DeadmanCommand),
-    /// Physical-presence factors for level-5 recalls: enrol a TOTP, show what is enrolled.
+    /// Physical-presence factors for level-5 recalls and administrative changes: enrol a FIDO2
+    /// key or a TOTP, show what is enrolled.
     #[command(subcommand)]
     Presence(PresenceCommand),
 }
@@ -291,7 +307,19 @@ enum PresenceCommand {
     ///
     /// Example: `aim vault presence enroll-totp --profile agent`
     EnrollTotp {
-        /// Replace an enrolled TOTP (the old one stops working).
+        /// Replace (or add to) an enrolled presence factor; needs that factor (or an AIM
+        /// approval, or the recovery key) first.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Enrol a FIDO2 security key (USB/NFC; a touch registers it) as the profile's presence
+    /// factor, stored sealed in the vault. Level-5 recalls, `backup --include-black` and
+    /// administrative changes then ask for a touch.
+    ///
+    /// Example: `aim vault presence enroll-fido2 --profile agent`
+    EnrollFido2 {
+        /// Replace (or add to) an enrolled presence factor; needs that factor (or an AIM
+        /// approval, or the recovery key) first.
         #[arg(long)]
         replace: bool,
     },
@@ -558,7 +586,11 @@ pub(crate) fn run(args: VaultArgs) -> Result<()> {
         }
         VaultCommand::Unlock => {
             let vault = args.open()?;
-            vault.leave_lockdown(&args.profile, args.key_source()?)?;
+            let mut s = args.unlock(&vault)?;
+            let r = s.leave_lockdown();
+            let closed = args.close(s);
+            r?;
+            closed?;
             println!("profile {} left lockdown", args.profile);
             Ok(())
         }
@@ -665,10 +697,14 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
             intent,
             min_class,
             max_class,
+            justification,
+            requester,
             limit,
         } => {
             let mut q = SearchQuery::new(words.join(" "))
                 .classifications(*min_class, *max_class)
+                .justification(justification.clone())
+                .requester(requester.clone())
                 .limit(*limit);
             q.any_word = *any;
             q.tags = tag.clone();
@@ -715,10 +751,17 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
         }
         VaultCommand::Tombstone { id, reason } => {
             let id = parse_id(id)?;
-            if s.tombstone(id, reason)? {
+            let out = vault_escrow::vault::tombstone(s, id, reason, &vault_store::SystemClock)?;
+            if out.tombstoned {
                 println!("tombstoned {id}");
             } else {
                 println!("{id} was already tombstoned");
+            }
+            if out.deadman_resealed {
+                println!("the dead-man switch's packages were re-sealed without it");
+            }
+            if out.deadman_removed {
+                println!("the dead-man switch had nothing else to release and was removed");
             }
             Ok(())
         }
@@ -867,6 +910,9 @@ fn session_command(args: &VaultArgs, s: &mut Session<'_>, key: &KeySource) -> Re
         }
         VaultCommand::Presence(PresenceCommand::EnrollTotp { replace }) => {
             presence::enroll_totp(s, *replace)
+        }
+        VaultCommand::Presence(PresenceCommand::EnrollFido2 { replace }) => {
+            presence::enroll_fido2(s, *replace)
         }
         VaultCommand::Presence(PresenceCommand::Show) => presence::show(s),
         _ => Err(anyhow!("internal: command not handled")),

@@ -29,7 +29,9 @@ use aim_crypto::hash::sha256;
 use aim_crypto::identity::{AgentPublicKey, AgentSignature};
 use aim_crypto::{SecretKey, Zeroizing};
 use serde::{Deserialize, Serialize};
-use vault_store::{ExternalKeySource, GateError, KeySourceError, Presence, PresenceRequest};
+use vault_store::{
+    ExternalKeySource, GateError, KeySourceError, Presence, PresenceRequest, Sealing, Session,
+};
 
 #[cfg(feature = "fido2")]
 pub use hid::HidAuthenticator;
@@ -39,6 +41,21 @@ use crate::{HwError, Result};
 
 /// The relying party id the vault uses by default.
 pub const DEFAULT_RP_ID: &str = "aim-vault.local";
+
+/// Record namespace of the enrolled presence credential (`hw/fido2`, sealed).
+pub const RECORD_NAMESPACE: &str = "hw";
+/// Record key of the enrolled presence credential.
+pub const RECORD_KEY: &str = "fido2";
+const RECORD_FORMAT: &str = "aim-hw-fido2-presence-v1";
+
+/// The enrolled presence credential as stored (sealed) in the profile.
+#[derive(Serialize, Deserialize)]
+struct PresenceRecord {
+    format: String,
+    rp_id: String,
+    credential: Credential,
+    counter: u32,
+}
 
 /// User-present flag in authenticator data.
 const FLAG_UP: u8 = 0x01;
@@ -287,6 +304,73 @@ impl Fido2Presence {
     /// The registered credential (store it to build the check again later).
     pub fn credential(&self) -> &Credential {
         &self.credential
+    }
+
+    /// The last signature counter seen.
+    pub fn counter(&self) -> u32 {
+        match self.counter.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Registers a new credential on `authenticator` (touch needed) and stores it sealed in
+    /// `session`'s profile (`hw/fido2`) as its presence factor. Replacing an enrolled presence
+    /// factor (FIDO2 or TOTP) needs a human factor ([`Session::take_admin`]).
+    pub fn enroll(
+        session: &mut Session<'_>,
+        authenticator: Arc<dyn Authenticator>,
+        rp_id: &str,
+    ) -> Result<Self> {
+        if crate::presence_enrolled(session)? {
+            session.take_admin("presence.enroll")?;
+        }
+        let p = Self::register(authenticator, rp_id, session.profile())?;
+        p.persist(session)?;
+        Ok(p)
+    }
+
+    /// Whether `session`'s profile has a FIDO2 presence credential.
+    pub fn is_enrolled(session: &Session<'_>) -> Result<bool> {
+        Ok(session.get_record(RECORD_NAMESPACE, RECORD_KEY)?.is_some())
+    }
+
+    /// The profile's enrolled credential, checked with `authenticator`.
+    pub fn load(
+        session: &Session<'_>,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Result<Option<Self>> {
+        let Some(rec) = session.get_record(RECORD_NAMESPACE, RECORD_KEY)? else {
+            return Ok(None);
+        };
+        let r: PresenceRecord = serde_json::from_slice(rec.value.expose())
+            .map_err(|e| HwError::BadBlob(format!("FIDO2 presence record: {e}")))?;
+        if r.format != RECORD_FORMAT {
+            return Err(HwError::BadBlob(format!(
+                "unknown FIDO2 presence record format {:?}",
+                r.format
+            )));
+        }
+        Ok(Some(Self::new(
+            authenticator,
+            &r.rp_id,
+            r.credential,
+            r.counter,
+        )))
+    }
+
+    /// Writes the credential and its last counter to `session`'s profile (call after a
+    /// session in which it was used, so a replayed or cloned authenticator is noticed).
+    pub fn persist(&self, session: &mut Session<'_>) -> Result<()> {
+        let rec = PresenceRecord {
+            format: RECORD_FORMAT.into(),
+            rp_id: self.rp_id.clone(),
+            credential: self.credential.clone(),
+            counter: self.counter(),
+        };
+        let json = serde_json::to_vec(&rec).map_err(|e| HwError::Invalid(e.to_string()))?;
+        session.put_record(RECORD_NAMESPACE, RECORD_KEY, &json, Sealing::Sealed)?;
+        Ok(())
     }
 
     /// Asks for a touch and verifies the assertion.

@@ -10,7 +10,24 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vault_store::{Argon2Params, Enrollment, Gates, KeySource, ManualClock, Vault};
+use vault_store::{
+    Argon2Params, Enrollment, GateError, GateRequest, Gates, KeySource, ManualClock, Presence,
+    Vault,
+};
+
+/// A presence check that a person always confirms (the enrolled human factor, in tests).
+pub struct PersonPresent;
+
+impl Presence for PersonPresent {
+    fn confirm(&self, _: &GateRequest) -> Result<(), GateError> {
+        Ok(())
+    }
+}
+
+/// Gates with a human factor for administrative changes (a presence check that confirms).
+pub fn person_gates() -> Gates {
+    Gates::new().presence(Arc::new(PersonPresent))
+}
 
 pub fn fast() -> Argon2Params {
     Argon2Params::new(64, 1, 1).unwrap()
@@ -47,7 +64,12 @@ impl Fixture {
 
     /// A vault with profile `agent` (passphrase `pw`).
     pub fn with_profile(&self) -> Vault {
-        let v = self.open();
+        self.with_profile_gates(Gates::new())
+    }
+
+    /// A vault opened with `gates`, with profile `agent` (passphrase `pw`).
+    pub fn with_profile_gates(&self, gates: Gates) -> Vault {
+        let v = self.open_with(gates);
         v.create_profile("agent", Enrollment::passphrase_with("pw", fast()))
             .unwrap()
             .close()
