@@ -271,7 +271,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn aad(&self, vault_id: &[u8; 16], profile: &str) -> Vec<u8> {
+    pub(crate) fn aad(&self, vault_id: &[u8; 16], profile: &str) -> Vec<u8> {
         let mut w = Writer::with_capacity(128);
         w.raw(b"aim-vault/slot/v1\0")
             .raw(vault_id)

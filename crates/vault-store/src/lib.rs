@@ -28,6 +28,7 @@
 //! | [`backup`] | encrypted, authenticated, chained backups and atomic restore |
 //! | [`verify`] | audit-log verification cross-checked against the records, and proofs |
 //! | [`unattended`] | audited events recorded without a session (e.g. a dead-man release) |
+//! | `versions` | row versions: rollback detection for mutable authenticated rows |
 //! | [`clock`] | injectable time |
 
 mod audit;
@@ -49,6 +50,7 @@ pub mod session;
 pub mod unattended;
 pub mod vault;
 pub mod verify;
+mod versions;
 
 pub use aim_crypto::{Argon2Params, SecretBytes, SecretKey};
 pub use audit::{Event, FieldValue};

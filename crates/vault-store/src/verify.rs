@@ -13,6 +13,7 @@ use vault_audit::{AuditLog, Event, ExistenceProof, FieldValue, Opening, VerifyOp
 
 use crate::model::MemoryId;
 use crate::session::{ROW_COLUMNS, RawRow, RecallRequest, Session};
+use crate::versions;
 use crate::{Result, VaultError};
 
 /// The outcome of [`Session::verify`].
@@ -81,8 +82,12 @@ impl Session<'_> {
         let mut stored: HashSet<[u8; 16]> = HashSet::new();
         let mut last_recall: HashMap<[u8; 16], i64> = HashMap::new();
         let mut checked = 0u64;
+        let mut latest: HashMap<[u8; versions::HASH_LEN], u64> = HashMap::new();
         let mut hook = |index: u64, ev: &Event| -> std::result::Result<(), String> {
             checked += 1;
+            for h in versions::hashes(ev)? {
+                latest.insert(h, index);
+            }
             self.check_leaf(index, ev, &mut stored, &mut last_recall)
         };
         let audit = AuditLog::verify_with(conn, &opts, &mut hook)?;
@@ -93,6 +98,12 @@ impl Session<'_> {
             sealed_checked: 0,
         };
         if report.first_problem.is_none() {
+            report.first_problem = versions::compare_index(conn, &latest)?;
+        }
+        if report.first_problem.is_none() {
+            report.first_problem = self.check_mutable_rows()?;
+        }
+        if report.first_problem.is_none() {
             report.first_problem =
                 self.check_records(&stored, &last_recall, deep, &mut report.sealed_checked)?;
         }
@@ -102,6 +113,41 @@ impl Session<'_> {
             report.first_problem = Some("no head in the log is signed by a trusted key".into());
         }
         Ok(report)
+    }
+
+    /// This profile's mutable rows (gate configuration, records, key slots of the current
+    /// epoch, access records): MACs and versions.
+    fn check_mutable_rows(&self) -> Result<Option<String>> {
+        let conn = self.conn();
+        if let Err(e) = self.gate_config_versioned() {
+            return Ok(Some(format!("gate_config ({}): {e}", self.profile)));
+        }
+        let names: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT namespace, key FROM records WHERE profile_id = ?1 ORDER BY namespace, key",
+            )?
+            .query_map([&self.profile], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (ns, key) in names {
+            if let Err(e) = self.get_record(&ns, &key) {
+                return Ok(Some(format!("records ({}/{ns}/{key}): {e}", self.profile)));
+            }
+        }
+        if let Err(e) = self.vault.check_slots(&self.profile, &self.keys) {
+            return Ok(Some(format!("key_slots ({}): {e}", self.profile)));
+        }
+        let mems: Vec<(i64, Vec<u8>, i64)> = conn
+            .prepare("SELECT seq, memory_id, key_epoch FROM memories WHERE profile_id = ?1 AND tombstoned_at_ms IS NULL ORDER BY seq")?
+            .query_map([&self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (seq, id, epoch) in mems {
+            let id = MemoryId::from_slice(&id)?;
+            let epoch = crate::vault::epoch_u32(epoch)?;
+            if let Err(e) = crate::session::check_access_state(self, seq, &id, epoch) {
+                return Ok(Some(format!("access_state (memory {id}): {e}")));
+            }
+        }
+        Ok(None)
     }
 
     fn check_leaf(
