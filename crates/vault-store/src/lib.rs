@@ -37,6 +37,7 @@ pub mod boundary;
 pub mod clock;
 mod codec;
 pub mod db;
+mod deep;
 mod error;
 pub mod gates;
 pub mod keys;

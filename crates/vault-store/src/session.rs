@@ -1597,6 +1597,27 @@ pub(crate) fn seal_row(
             content_mac: &cmac,
         },
     );
+    let (words, labels) = index_entries(keys, content, meta);
+    let commitment = vault_audit::commitment(&meta.commitment_salt, content);
+    Ok(NewRow {
+        header,
+        content: sealed_content,
+        meta: sealed_meta,
+        content_mac: cmac,
+        row_mac,
+        words,
+        labels,
+        commitment,
+    })
+}
+
+/// The search document (keyed word tokens) and label tokens of a memory, as stored in
+/// `memory_words`/`memory_fts` and `memory_labels` (recomputed by `verify --deep`).
+pub(crate) fn index_entries(
+    keys: &KeySet,
+    content: &[u8],
+    meta: &SealedMeta,
+) -> (String, Vec<(LabelKind, [u8; 16])>) {
     let mut texts: Vec<&str> = Vec::new();
     if let Ok(t) = std::str::from_utf8(content) {
         texts.push(t);
@@ -1623,17 +1644,7 @@ pub(crate) fn seal_row(
         .collect();
     labels.sort_by_key(|l| (l.0 as u8, l.1));
     labels.dedup();
-    let commitment = vault_audit::commitment(&meta.commitment_salt, content);
-    Ok(NewRow {
-        header,
-        content: sealed_content,
-        meta: sealed_meta,
-        content_mac: cmac,
-        row_mac,
-        words,
-        labels,
-        commitment,
-    })
+    (words, labels)
 }
 
 pub(crate) fn insert_row(

@@ -97,6 +97,18 @@ impl Session<'_> {
             records_checked: checked,
             sealed_checked: 0,
         };
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::sqlite_structure(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::schema(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::change_seqs(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = self.check_profile_row()?;
+        }
         if report.first_problem.is_none() {
             report.first_problem = versions::compare_index(conn, &latest)?;
         }
@@ -119,6 +131,9 @@ impl Session<'_> {
     /// epoch, access records): MACs and versions.
     fn check_mutable_rows(&self) -> Result<Option<String>> {
         let conn = self.conn();
+        if let Some(why) = self.lockdown_check()?.tampered {
+            return Ok(Some(format!("profile_state ({}): {why}", self.profile)));
+        }
         if let Err(e) = self.gate_config_versioned() {
             return Ok(Some(format!("gate_config ({}): {e}", self.profile)));
         }
@@ -146,6 +161,22 @@ impl Session<'_> {
             if let Err(e) = crate::session::check_access_state(self, seq, &id, epoch) {
                 return Ok(Some(format!("access_state (memory {id}): {e}")));
             }
+        }
+        Ok(None)
+    }
+
+    /// The profile row's public head-signing key matches the sealed one.
+    fn check_profile_row(&self) -> Result<Option<String>> {
+        let public: Vec<u8> = self.conn().query_row(
+            "SELECT signer_public FROM profiles WHERE profile_id = ?1",
+            [&self.profile],
+            |r| r.get(0),
+        )?;
+        if public.as_slice() != self.signer.public_key().as_bytes().as_slice() {
+            return Ok(Some(format!(
+                "profiles ({}): signer_public does not match the sealed head-signing key",
+                self.profile
+            )));
         }
         Ok(None)
     }
@@ -225,29 +256,43 @@ impl Session<'_> {
             }
             "vault.lockdown.enter" => {
                 let epoch = int_field(ev, "lockdown_epoch")?;
-                let n: i64 = conn
-                    .prepare_cached("SELECT count(*) FROM lockdown_log WHERE epoch = ?1")
+                let row: Option<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT entered_at_ms, reason FROM lockdown_log WHERE epoch = ?1",
+                    )
                     .map_err(db)?
-                    .query_row([epoch], |r| r.get(0))
+                    .query_row([epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
                     .map_err(db)?;
-                if n == 0 {
-                    return Err(format!(
+                match row {
+                    None => Err(format!(
                         "lockdown {epoch} has no record (was it lifted without a key?)"
-                    ));
+                    )),
+                    Some((at, reason))
+                        if at != ev.time_ms || Ok(reason.as_str()) != str_field(ev, "reason") =>
+                    {
+                        Err(format!(
+                            "lockdown_log (epoch {epoch}): its time or reason differs from its audit event"
+                        ))
+                    }
+                    Some(_) => Ok(()),
                 }
-                Ok(())
             }
             "profile.create" => {
                 let p = str_field(ev, "profile")?;
-                let n: i64 = conn
-                    .prepare_cached("SELECT count(*) FROM profiles WHERE profile_id = ?1")
+                let created: Option<i64> = conn
+                    .prepare_cached("SELECT created_at_ms FROM profiles WHERE profile_id = ?1")
                     .map_err(db)?
                     .query_row([p], |r| r.get(0))
+                    .optional()
                     .map_err(db)?;
-                if n == 0 {
-                    return Err(format!("profile `{p}` has no record"));
+                match created {
+                    None => Err(format!("profile `{p}` has no record")),
+                    Some(t) if t != ev.time_ms => Err(format!(
+                        "profiles ({p}): created_at_ms {t} differs from its profile.create event"
+                    )),
+                    Some(_) => Ok(()),
                 }
-                Ok(())
             }
             _ => Ok(()),
         }
@@ -328,11 +373,25 @@ impl Session<'_> {
                     )));
                 }
             }
+            if deep
+                && row.raw.tombstoned_at_ms.is_some()
+                && let Some(p) = self.check_index_of(seq, &id, None, row.header.key_epoch)?
+            {
+                return Ok(Some(p));
+            }
             if deep && row.raw.tombstoned_at_ms.is_none() {
                 let (content, meta) = match self.open_row(&row) {
                     Ok(x) => x,
                     Err(why) => return Ok(Some(format!("memory {id}: {why}"))),
                 };
+                if let Some(p) = self.check_index_of(
+                    seq,
+                    &id,
+                    Some((content.expose(), &meta)),
+                    row.header.key_epoch,
+                )? {
+                    return Ok(Some(p));
+                }
                 let leaf: Option<i64> = conn.query_row(
                     "SELECT store_leaf FROM memories WHERE seq = ?1",
                     [seq],
@@ -354,6 +413,9 @@ impl Session<'_> {
                     )));
                 }
             }
+        }
+        if deep {
+            return crate::deep::fts(conn);
         }
         Ok(None)
     }

@@ -128,7 +128,6 @@ fn record_rollback_and_deletion_are_refused() {
             .unwrap();
         s.close().unwrap();
     }
-    save(&f.path, "access_state", "0");
     put_back(&f.path, "records", filter);
     let v = f.open();
     {
