@@ -181,6 +181,44 @@ pub struct RestoreReport {
     pub files: usize,
     /// Rows written.
     pub rows: u64,
+    /// Temporary files of earlier, killed restores to this target that were removed.
+    pub stale_removed: Vec<PathBuf>,
+}
+
+/// How long an untouched `.NAME.restore-*` file must be before a later restore treats it as
+/// left behind by a killed restore (a running restore keeps writing its file).
+const STALE_RESTORE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temporary files killed restores to `target` left behind (untouched for
+/// [`STALE_RESTORE`]) and returns them.
+fn remove_stale_restores(target: &Path) -> Vec<PathBuf> {
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{name}.restore-");
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let stale = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_RESTORE);
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
 }
 
 /// A stored key slot as carried in a header.
@@ -1305,7 +1343,11 @@ impl Vault {
                 .unwrap_or("vault"),
             hex_id(&aim_crypto::random::random_array::<6>()?)
         ));
-        let result = Self::restore_into(&tmp, chain, key, &hashes);
+        let stale = remove_stale_restores(target);
+        let result = Self::restore_into(&tmp, chain, key, &hashes).map(|mut r| {
+            r.stale_removed = stale;
+            r
+        });
         let outcome = result.and_then(|report| {
             std::fs::hard_link(&tmp, target).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -1447,6 +1489,7 @@ impl Vault {
             vault_id,
             files: chain.len(),
             rows: total,
+            stale_removed: Vec::new(),
         })
     }
 }

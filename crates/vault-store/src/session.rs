@@ -470,6 +470,7 @@ impl<'v> Session<'v> {
 
     /// Replaces the gate configuration (audited as `gates.config.change`).
     pub fn set_gate_config(&mut self, config: &GateConfig) -> Result<()> {
+        config.validate()?;
         let tx = db::write_tx(self.conn())?;
         let version = versions::next(&tx)?;
         store_gate_config(

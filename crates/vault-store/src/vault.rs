@@ -71,21 +71,38 @@ impl VaultOptions {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Vault> {
         let path = path.as_ref();
         match db::create_file(path) {
-            Ok(()) | Err(VaultError::VaultExists(_)) => {}
-            Err(e) => return Err(e),
+            Ok(()) => self.open_at(path),
+            Err(VaultError::VaultExists(_)) => self.open_existing(path),
+            Err(e) => Err(e),
         }
-        self.open_existing(path)
     }
 
     /// Creates a new vault at `path`; fails if a file is already there.
     pub fn create(self, path: impl AsRef<Path>) -> Result<Vault> {
         db::create_file(path.as_ref())?;
-        self.open_existing(path)
+        self.open_at(path.as_ref())
     }
 
-    /// Opens an existing vault; fails if there is none.
+    /// Opens an existing vault; fails if there is none, or if the file is empty (an empty
+    /// file someone else created never silently becomes a vault).
     pub fn open_existing(self, path: impl AsRef<Path>) -> Result<Vault> {
         let path = path.as_ref();
+        let wal = {
+            let mut p = path.as_os_str().to_owned();
+            p.push("-wal");
+            PathBuf::from(p)
+        };
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        if path.exists() && len(path) == 0 && len(&wal) == 0 {
+            return Err(VaultError::Schema(format!(
+                "{} is an empty file, not a vault (remove it to create a vault there)",
+                path.display()
+            )));
+        }
+        self.open_at(path)
+    }
+
+    fn open_at(self, path: &Path) -> Result<Vault> {
         let conn = db::open(path, self.durability)?;
         let vault_id = read_vault_id(&conn)?;
         Ok(Vault {
