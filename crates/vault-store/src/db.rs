@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use crate::{Result, VaultError};
 
 /// The schema version this build writes. Older vaults are migrated forward on open.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a writer waits for another process's write transaction.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,7 +166,7 @@ CREATE TABLE backups(
 "#;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[fn(&Transaction<'_>) -> Result<()>] = &[migrate_v1, migrate_v2];
+const MIGRATIONS: &[fn(&Transaction<'_>) -> Result<()>] = &[migrate_v1, migrate_v2, migrate_v3];
 
 /// Version 2: the append-only index of audited events recorded without a session
 /// (`crate::unattended`).
@@ -183,6 +183,25 @@ CREATE TRIGGER unattended_log_no_update BEFORE UPDATE ON unattended_log
 CREATE TRIGGER unattended_log_no_delete BEFORE DELETE ON unattended_log
     BEGIN SELECT RAISE(ABORT, 'the unattended log is append-only'); END;
 "#;
+
+/// Version 3: row versions (`crate::versions`): a version column bound into the MAC of every
+/// mutable authenticated row, a MAC on key slots, and the index of each row's latest change.
+const V3: &str = r#"
+ALTER TABLE gate_config ADD COLUMN version INTEGER;
+ALTER TABLE records ADD COLUMN version INTEGER;
+ALTER TABLE access_state ADD COLUMN version INTEGER;
+ALTER TABLE key_slots ADD COLUMN version INTEGER;
+ALTER TABLE key_slots ADD COLUMN mac BLOB;
+CREATE TABLE row_versions(
+    row_key BLOB PRIMARY KEY,
+    leaf INTEGER NOT NULL
+) STRICT;
+"#;
+
+fn migrate_v3(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(V3)?;
+    Ok(())
+}
 
 fn migrate_v2(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(V2)?;

@@ -320,6 +320,20 @@ impl Default for GateConfig {
 }
 
 impl GateConfig {
+    /// Checks what [`GateConfig::decode`] would refuse (a socket path over 4,096 bytes), so an
+    /// unreadable configuration is never stored (it would deny every recall).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.boundary_socket
+            && (s.is_empty() || s.len() > MAX_SOCKET_LEN)
+        {
+            return Err(VaultError::InvalidInput(format!(
+                "the boundary socket path must be 1–{MAX_SOCKET_LEN} bytes (got {})",
+                s.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// The requirements of `level`.
     pub fn level(&self, level: Classification) -> &LevelGates {
         &self.levels[usize::from(level.level())]

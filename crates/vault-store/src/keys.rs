@@ -222,11 +222,23 @@ pub fn create_key_file(path: &Path) -> Result<()> {
 
 /// Reads a key file: exactly 32 bytes, nothing stripped, not readable by group or others.
 pub fn read_key_file(path: &Path) -> Result<SecretKey> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| VaultError::io("cannot open key file", path, e))?;
+    // Non-blocking open: a FIFO (or device) given as key file must not hang the caller; the
+    // file type is checked on the opened descriptor before any read.
+    const O_NONBLOCK: i32 = 0o4000;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| VaultError::io("cannot open key file", path, e))?;
     let meta = f
         .metadata()
         .map_err(|e| VaultError::io("cannot stat key file", path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(VaultError::InvalidInput(format!(
+            "key file {} is not a regular file (a FIFO, device or directory cannot hold a key)",
+            path.display()
+        )));
+    }
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(VaultError::InvalidInput(format!(
@@ -271,7 +283,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn aad(&self, vault_id: &[u8; 16], profile: &str) -> Vec<u8> {
+    pub(crate) fn aad(&self, vault_id: &[u8; 16], profile: &str) -> Vec<u8> {
         let mut w = Writer::with_capacity(128);
         w.raw(b"aim-vault/slot/v1\0")
             .raw(vault_id)

@@ -30,6 +30,7 @@
 //! | [`verify`] | audit-log verification cross-checked against the records, and proofs |
 //! | [`witness`] | signed heads published outside the file; the log checked against them |
 //! | [`unattended`] | audited events recorded without a session (e.g. a dead-man release) |
+//! | `versions` | row versions: rollback detection for mutable authenticated rows |
 //! | [`clock`] | injectable time |
 
 pub mod admin;
@@ -39,6 +40,7 @@ pub mod boundary;
 pub mod clock;
 mod codec;
 pub mod db;
+mod deep;
 mod error;
 pub mod gates;
 pub mod keys;
@@ -52,6 +54,7 @@ pub mod session;
 pub mod unattended;
 pub mod vault;
 pub mod verify;
+mod versions;
 pub mod witness;
 
 pub use admin::HumanFactor;

@@ -132,7 +132,7 @@ pub(crate) fn content_mac(keys: &KeySet, id: &MemoryId, content: &[u8]) -> [u8; 
 /// What is sealed in the metadata envelope: private metadata, tags, intent references and
 /// the random salt of the memory's existence commitment (sealed so it survives rotations and
 /// can be revealed by `prove --open`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct SealedMeta {
     /// The commitment salt `r` (random per memory).
     pub commitment_salt: [u8; 32],
@@ -145,6 +145,17 @@ pub struct SealedMeta {
 }
 
 const META_VERSION: u8 = 1;
+
+/// Shows sizes only: the metadata, tags, intents and commitment salt are private.
+impl std::fmt::Debug for SealedMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedMeta")
+            .field("metadata_len", &self.metadata.len())
+            .field("tags", &self.tags.len())
+            .field("intents", &self.intents.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl SealedMeta {
     /// Checks sizes and that labels are non-empty.
@@ -331,6 +342,19 @@ mod tests {
                 base.row_mac(&keys.row, &vid, &live)
             );
         }
+    }
+
+    #[test]
+    fn debug_output_hides_private_metadata_tags_and_salt() {
+        let m = SealedMeta {
+            commitment_salt: [0xab; 32],
+            metadata: b"secret-metadata".to_vec(),
+            tags: vec!["secret-tag".into()],
+            intents: vec!["secret-intent".into()],
+        };
+        let d = format!("{m:?}");
+        assert!(!d.contains("secret") && !d.contains("171"), "{d}");
+        assert!(d.contains("metadata_len: 15"), "{d}");
     }
 
     fn label() -> impl Strategy<Value = String> {

@@ -7,12 +7,13 @@
 use aim_crypto::SecretBytes;
 use rusqlite::{OptionalExtension, params};
 
-use crate::audit::{self, Event};
+use crate::audit::Event;
 use crate::codec::Writer;
 use crate::db;
 use crate::keys::KeySet;
 use crate::session::Session;
 use crate::vault::epoch_u32;
+use crate::versions::{self, RowKey};
 use crate::{Result, VaultError};
 
 /// How a record's value is stored.
@@ -35,8 +36,8 @@ pub struct Record {
     pub updated_at_ms: i64,
 }
 
-/// (sealing, value, updated_at_ms, key_epoch, mac) as stored.
-type RecordRow = (i64, Vec<u8>, i64, i64, Vec<u8>);
+/// (sealing, value, updated_at_ms, key_epoch, mac, version) as stored.
+type RecordRow = (i64, Vec<u8>, i64, i64, Vec<u8>, Option<i64>);
 
 /// Largest record value (1 MiB).
 pub const MAX_RECORD: usize = 1 << 20;
@@ -70,6 +71,7 @@ pub(crate) fn record_mac(
     sealing: i64,
     updated: i64,
     value: &[u8],
+    version: Option<i64>,
 ) -> [u8; 32] {
     let mut w = Writer::new();
     w.raw(b"aim-vault/record/v1\0")
@@ -81,6 +83,9 @@ pub(crate) fn record_mac(
         .i64(updated)
         .u32(keys.epoch)
         .bytes(value);
+    if let Some(v) = version {
+        crate::versions::mac_suffix(&mut w, v);
+    }
     KeySet::mac(&keys.row, &[w.as_slice()])
 }
 
@@ -110,31 +115,35 @@ impl Session<'_> {
             ),
             Sealing::Public => (value.to_vec(), 0),
         };
+        let epoch = keys.epoch;
+        let tx = db::write_tx(self.conn())?;
+        let version = versions::next(&tx)?;
         let mac = record_mac(
             self.vid(),
-            keys,
+            self.write_keys(),
             &self.profile,
             namespace,
             key,
             code,
             now,
             &stored,
+            Some(version),
         );
-        let epoch = keys.epoch;
-        let tx = db::write_tx(self.conn())?;
         let change = db::next_changes(&tx, 1)?;
         tx.execute(
-            "INSERT OR REPLACE INTO records(profile_id, namespace, key, sealing, value, updated_at_ms, key_epoch, mac, change_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![self.profile, namespace, key, code, stored, now, i64::from(epoch), &mac[..], change],
+            "INSERT OR REPLACE INTO records(profile_id, namespace, key, sealing, value, updated_at_ms, key_epoch, mac, change_seq, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![self.profile, namespace, key, code, stored, now, i64::from(epoch), &mac[..], change, version],
         )?;
-        audit::append(
+        versions::append(
             &tx,
-            &Event::new("record.put", now)
+            Event::new("record.put", now)
                 .with("profile", self.profile.as_str())
                 .with("namespace", namespace)
                 .with("key", key)
                 .with("sealing", if code == 1 { "sealed" } else { "public" }),
+            &[RowKey::record(&self.profile, namespace, key)],
+            version,
         )?;
         self.commit_op(tx, 1)
     }
@@ -144,12 +153,14 @@ impl Session<'_> {
         let row: Option<RecordRow> = self
             .conn()
             .query_row(
-                "SELECT sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id=?1 AND namespace=?2 AND key=?3",
+                "SELECT sealing, value, updated_at_ms, key_epoch, mac, version FROM records WHERE profile_id=?1 AND namespace=?2 AND key=?3",
                 params![self.profile, namespace, key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?;
-        let Some((code, stored, updated, epoch, mac)) = row else {
+        let row_key = RowKey::record(&self.profile, namespace, key);
+        let Some((code, stored, updated, epoch, mac, version)) = row else {
+            self.check_record_absent(&row_key, namespace, key)?;
             return Ok(None);
         };
         let keys = self.keys_for(epoch_u32(epoch)?).ok_or_else(|| {
@@ -166,12 +177,19 @@ impl Session<'_> {
                 code,
                 updated,
                 &stored,
+                version,
             ),
         ) {
             return Err(VaultError::Integrity(format!(
                 "record {namespace}/{key} failed authentication"
             )));
         }
+        versions::require(
+            self.conn(),
+            &row_key,
+            version,
+            &format!("record {namespace}/{key}"),
+        )?;
         let (value, sealing) = match code {
             1 => (
                 SecretBytes::from(
@@ -203,6 +221,29 @@ impl Session<'_> {
         }))
     }
 
+    /// A missing record is genuine only if its latest change in the log deleted it (or it
+    /// never existed): a deleted row (say, a TOTP last-used step) is a rollback.
+    fn check_record_absent(&self, row_key: &RowKey, namespace: &str, key: &str) -> Result<()> {
+        let latest: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT leaf FROM row_versions WHERE row_key = ?1")?
+            .query_row([row_key.as_bytes()], |r| r.get(0))
+            .optional()?;
+        let Some(leaf) = latest else {
+            return Ok(());
+        };
+        let ev = u64::try_from(leaf)
+            .ok()
+            .map(|l| vault_audit::AuditLog::leaf(self.conn(), l))
+            .transpose()?;
+        if ev.is_some_and(|e| e.kind == "record.delete") {
+            return Ok(());
+        }
+        Err(VaultError::Integrity(format!(
+            "record {namespace}/{key} is missing but the audit log wrote it last at leaf {leaf} (deleted behind the vault's back)"
+        )))
+    }
+
     /// Deletes a record (audited as `record.delete`); returns whether it existed.
     pub fn delete_record(&mut self, namespace: &str, key: &str) -> Result<bool> {
         let now = self.vault.now();
@@ -212,12 +253,15 @@ impl Session<'_> {
             params![self.profile, namespace, key],
         )?;
         if n > 0 {
-            audit::append(
+            let version = versions::next(&tx)?;
+            versions::append(
                 &tx,
-                &Event::new("record.delete", now)
+                Event::new("record.delete", now)
                     .with("profile", self.profile.as_str())
                     .with("namespace", namespace)
                     .with("key", key),
+                &[RowKey::record(&self.profile, namespace, key)],
+                version,
             )?;
         }
         self.commit_op(tx, 1)?;

@@ -150,18 +150,26 @@ impl Session<'_> {
             "INSERT INTO rotations(profile_id, from_epoch, to_epoch, pending_dk, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.profile, i64::from(from), i64::from(to), sealed, now],
         )?;
+        let pending = KeySet::derive(self.vid(), to, dk);
+        let version = crate::versions::next(&tx)?;
         for s in &slots {
-            insert_slot(&tx, &self.profile, s, now)?;
+            insert_slot(&tx, self.vid(), &self.profile, s, &pending, version, now)?;
         }
-        audit::append(
+        let keys: Vec<_> = slots
+            .iter()
+            .map(|s| crate::versions::RowKey::slot(&self.profile, &s.slot_id, to))
+            .collect();
+        crate::versions::append(
             &tx,
-            &Event::new("profile.rotate.start", now)
+            Event::new("profile.rotate.start", now)
                 .with("profile", self.profile.as_str())
                 .with("from_epoch", i64::from(from))
                 .with("to_epoch", i64::from(to)),
+            &keys,
+            version,
         )?;
         self.commit_op(tx, 1)?;
-        self.pending = Some(KeySet::derive(self.vid(), to, dk));
+        self.pending = Some(pending);
         Ok(())
     }
 
@@ -230,29 +238,21 @@ impl Session<'_> {
                 })?;
                 let mut header = row.header.clone();
                 header.key_epoch = to;
-                let access: Option<(i64, i64, Vec<u8>)> = self
-                    .conn()
-                    .prepare_cached("SELECT last_allowed_ms, allowed_count, mac FROM access_state WHERE seq = ?1")?
-                    .query_row([row.raw.seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
-                let access = match access {
-                    Some((last, count, mac)) => {
-                        let old = self
-                            .keys_for(from)
-                            .ok_or_else(|| VaultError::Rotation("source keys".into()))?;
-                        if !aim_crypto::kdf::ct_eq(
-                            &mac,
-                            &access_mac(self.vid(), old, &header.memory_id, last, count),
-                        ) {
-                            return Err(VaultError::Integrity(format!(
-                                "the access record of {} failed authentication",
-                                header.memory_id
-                            )));
-                        }
+                let access = match crate::session::check_access_state(
+                    self,
+                    row.raw.seq,
+                    &header.memory_id,
+                    from,
+                )? {
+                    Some((last, count)) => {
+                        let version: Option<i64> = self
+                            .conn()
+                            .prepare_cached("SELECT version FROM access_state WHERE seq = ?1")?
+                            .query_row([row.raw.seq], |r| r.get(0))?;
                         Some((
                             last,
                             count,
-                            access_mac(self.vid(), target, &header.memory_id, last, count),
+                            access_mac(self.vid(), target, &header.memory_id, last, count, version),
                         ))
                     }
                     None => None,
@@ -394,10 +394,10 @@ impl Session<'_> {
         let profile = self.profile.clone();
         // Records: re-authenticate (and re-seal sealed ones) under the new key.
         let records: Vec<FullRecordRow> = tx
-            .prepare("SELECT namespace, key, sealing, value, updated_at_ms, key_epoch, mac FROM records WHERE profile_id = ?1")?
-            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .prepare("SELECT namespace, key, sealing, value, updated_at_ms, key_epoch, mac, version FROM records WHERE profile_id = ?1")?
+            .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (ns, key, code, stored, updated, epoch, mac) in records {
+        for (ns, key, code, stored, updated, epoch, mac, version) in records {
             let old = self
                 .keys_for(epoch_u32(epoch)?)
                 .or_else(|| (epoch_u32(epoch).ok() == Some(target.epoch)).then_some(target))
@@ -406,12 +406,20 @@ impl Session<'_> {
                 })?;
             if !aim_crypto::kdf::ct_eq(
                 &mac,
-                &record_mac(&vid, old, &profile, &ns, &key, code, updated, &stored),
+                &record_mac(
+                    &vid, old, &profile, &ns, &key, code, updated, &stored, version,
+                ),
             ) {
                 return Err(VaultError::Integrity(format!(
                     "record {ns}/{key} failed authentication"
                 )));
             }
+            crate::versions::require(
+                tx,
+                &crate::versions::RowKey::record(&profile, &ns, &key),
+                version,
+                "a record",
+            )?;
             let value = if code == 1 && old.epoch != target.epoch {
                 let aad = record_value_aad(&vid, &profile, &ns, &key);
                 let plain = old.records.open(&aad, &stored).map_err(|_| {
@@ -421,14 +429,16 @@ impl Session<'_> {
             } else {
                 stored
             };
-            let mac = record_mac(&vid, target, &profile, &ns, &key, code, updated, &value);
+            let mac = record_mac(
+                &vid, target, &profile, &ns, &key, code, updated, &value, version,
+            );
             tx.execute(
                 "UPDATE records SET value = ?1, key_epoch = ?2, mac = ?3 WHERE profile_id = ?4 AND namespace = ?5 AND key = ?6",
                 params![value, i64::from(target.epoch), &mac[..], profile, ns, key],
             )?;
         }
-        let cfg = self.gate_config()?;
-        store_gate_config(tx, &vid, &profile, target, &cfg)?;
+        let (cfg, version) = self.gate_config_versioned()?;
+        store_gate_config(tx, &vid, &profile, target, &cfg, version)?;
         let exits: Vec<(i64, i64, i64, Vec<u8>)> = tx
             .prepare("SELECT epoch, exited_at_ms, key_epoch, mac FROM lockdown_exits WHERE profile_id = ?1")?
             .query_map([&profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -514,7 +524,7 @@ impl Session<'_> {
 }
 
 /// (namespace, key, sealing, value, updated_at_ms, key_epoch, mac) as stored.
-type FullRecordRow = (String, String, i64, Vec<u8>, i64, i64, Vec<u8>);
+type FullRecordRow = (String, String, i64, Vec<u8>, i64, i64, Vec<u8>, Option<i64>);
 
 enum Update {
     Live(Box<crate::session::NewRow>),

@@ -16,6 +16,7 @@ use crate::model::{AccessPolicy, Classification, Creator, MemoryId};
 use crate::record::{self, Part, RECORD_FORMAT, RowHeader, RowState, SealedMeta};
 use crate::search::{self, LabelKind};
 use crate::vault::{HEAD_EVERY_MS, HEAD_EVERY_OPS, Vault, epoch_u32, insert_slot};
+use crate::versions::{self, RowKey};
 use crate::{Result, VaultError};
 
 /// A memory to store.
@@ -457,14 +458,24 @@ impl<'v> Session<'v> {
     // ----------------------------------------------------------------------------------
     // Gate configuration
 
-    /// The profile's gate configuration (authenticated).
+    /// The profile's gate configuration (authenticated, and checked to be the latest version
+    /// the audit log records).
     pub fn gate_config(&self) -> Result<GateConfig> {
-        let row: Option<(Vec<u8>, i64, Vec<u8>)> = self
+        self.gate_config_versioned().map(|(c, _)| c)
+    }
+
+    /// The gate configuration and its row version.
+    pub(crate) fn gate_config_versioned(&self) -> Result<(GateConfig, Option<i64>)> {
+        let row: Option<VersionedBlob> = self
             .conn()
-            .prepare_cached("SELECT config, key_epoch, mac FROM gate_config WHERE profile_id = ?1")?
-            .query_row([&self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached(
+                "SELECT config, key_epoch, version, mac FROM gate_config WHERE profile_id = ?1",
+            )?
+            .query_row([&self.profile], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
-        let (bytes, epoch, mac) = row.ok_or_else(|| {
+        let (bytes, epoch, version, mac) = row.ok_or_else(|| {
             VaultError::Integrity(format!(
                 "the gate configuration of `{}` is missing",
                 self.profile
@@ -475,29 +486,46 @@ impl<'v> Session<'v> {
         })?;
         if !aim_crypto::kdf::ct_eq(
             &mac,
-            &gate_config_mac(self.vid(), &self.profile, keys, &bytes),
+            &gate_config_mac(self.vid(), &self.profile, keys, &bytes, version),
         ) {
             return Err(VaultError::Integrity(format!(
                 "the gate configuration of `{}` failed authentication",
                 self.profile
             )));
         }
-        GateConfig::decode(&bytes)
+        versions::require(
+            self.conn(),
+            &RowKey::gate_config(&self.profile),
+            version,
+            "the gate configuration",
+        )?;
+        Ok((GateConfig::decode(&bytes)?, version))
     }
 
     /// Replaces the gate configuration (audited as `gates.config.change`). Needs a human
     /// factor (see [`crate::admin`]); without one it is denied with
     /// [`DenyReason::HumanFactorRequired`].
     pub fn set_gate_config(&mut self, config: &GateConfig) -> Result<()> {
+        config.validate()?;
         let factor = self.take_admin("gates.config.change")?;
         let tx = db::write_tx(self.conn())?;
-        store_gate_config(&tx, self.vid(), &self.profile, self.write_keys(), config)?;
-        audit::append(
+        let version = versions::next(&tx)?;
+        store_gate_config(
             &tx,
-            &Event::new("gates.config.change", self.vault.now())
+            self.vid(),
+            &self.profile,
+            self.write_keys(),
+            config,
+            Some(version),
+        )?;
+        versions::append(
+            &tx,
+            Event::new("gates.config.change", self.vault.now())
                 .with("profile", self.profile.as_str())
                 .with("config_hash", aim_crypto::hash::sha256(&config.encode()))
                 .with("authorized_by", factor.describe()),
+            &[RowKey::gate_config(&self.profile)],
+            version,
         )?;
         self.commit_op(tx, 1)
     }
@@ -701,24 +729,27 @@ impl<'v> Session<'v> {
         if let Some(a) = approver {
             ev = ev.with("approver", truncate(&a));
         }
-        audit::append(&tx, &ev)?;
+        if cooldown > 0 {
+            let keys = self
+                .keys_for(row.header.key_epoch)
+                .ok_or_else(|| VaultError::Integrity("key epoch".into()))?;
+            let count = self.access_state(&row)?.map_or(0, |(_, c)| c) + 1;
+            let version = versions::next(&tx)?;
+            versions::append(&tx, ev, &[RowKey::access(&id)], version)?;
+            let mac = access_mac(self.vid(), keys, &id, now, count, Some(version));
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO access_state(seq, last_allowed_ms, allowed_count, version, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![row.raw.seq, now, count, version, &mac[..]])?;
+        } else {
+            audit::append(&tx, &ev)?;
+        }
         // The checkpoint counts this recall's own leaf: removing it shrinks the log below it.
         let lock = LockCheck {
             size: AuditLog::tree_size(&tx)?,
             ..lock
         };
         self.save_lock_state(&tx, &lock)?;
-        if cooldown > 0 {
-            let keys = self
-                .keys_for(row.header.key_epoch)
-                .ok_or_else(|| VaultError::Integrity("key epoch".into()))?;
-            let count = self.access_state(&row)?.map_or(0, |(_, c)| c) + 1;
-            let mac = access_mac(self.vid(), keys, &id, now, count);
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO access_state(seq, last_allowed_ms, allowed_count, mac) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![row.raw.seq, now, count, &mac[..]])?;
-        }
         self.commit_op(tx, 1)?;
         Ok(Recalled {
             memory_id: id,
@@ -741,30 +772,15 @@ impl<'v> Session<'v> {
             .max(cfg.level(row.header.classification).min_cooldown_ms))
     }
 
-    /// The last allowed recall time and count, authenticated.
+    /// The last allowed recall time and count, authenticated and checked to be the latest
+    /// version.
     fn access_state(&self, row: &VerifiedRow) -> Result<Option<(i64, i64)>> {
-        let st: Option<(i64, i64, Vec<u8>)> = self
-            .conn()
-            .prepare_cached(
-                "SELECT last_allowed_ms, allowed_count, mac FROM access_state WHERE seq = ?1",
-            )?
-            .query_row([row.raw.seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let Some((last, count, mac)) = st else {
-            return Ok(None);
-        };
-        let keys = self
-            .keys_for(row.header.key_epoch)
-            .ok_or_else(|| VaultError::Integrity("unknown key epoch".into()))?;
-        if !aim_crypto::kdf::ct_eq(
-            &mac,
-            &access_mac(self.vid(), keys, &row.header.memory_id, last, count),
-        ) {
-            return Err(VaultError::Integrity(
-                "the access record failed authentication".into(),
-            ));
-        }
-        Ok(Some((last, count)))
+        check_access_state(
+            self,
+            row.raw.seq,
+            &row.header.memory_id,
+            row.header.key_epoch,
+        )
     }
 
     /// Machine gates: tombstone, expiry, configuration, justification, cooldown, boundary.
@@ -1257,13 +1273,24 @@ impl<'v> Session<'v> {
         )?;
         let now = self.vault.now();
         let tx = db::write_tx(self.conn())?;
-        insert_slot(&tx, &self.profile, &slot, now)?;
-        audit::append(
+        let version = versions::next(&tx)?;
+        insert_slot(
             &tx,
-            &Event::new("profile.slot.add", now)
+            self.vid(),
+            &self.profile,
+            &slot,
+            &self.keys,
+            version,
+            now,
+        )?;
+        versions::append(
+            &tx,
+            Event::new("profile.slot.add", now)
                 .with("profile", self.profile.as_str())
                 .with("slot", slot.slot_id.as_str())
                 .with("key_epoch", i64::from(slot.key_epoch)),
+            &[RowKey::slot(&self.profile, &slot.slot_id, slot.key_epoch)],
+            version,
         )?;
         self.commit_op(tx, 1)?;
         Ok(slot.slot_id)
@@ -1294,11 +1321,15 @@ impl<'v> Session<'v> {
             "DELETE FROM key_slots WHERE profile_id = ?1 AND slot_id = ?2 AND key_epoch = ?3",
             params![self.profile, slot_id, i64::from(self.keys.epoch)],
         )?;
-        audit::append(
+        let version = versions::next(&tx)?;
+        versions::append(
             &tx,
-            &Event::new("profile.slot.remove", now)
+            Event::new("profile.slot.remove", now)
                 .with("profile", self.profile.as_str())
-                .with("slot", slot_id),
+                .with("slot", slot_id)
+                .with("key_epoch", i64::from(self.keys.epoch)),
+            &[RowKey::slot(&self.profile, slot_id, self.keys.epoch)],
+            version,
         )?;
         self.commit_op(tx, 1)?;
         self.checkpoint();
@@ -1368,13 +1399,24 @@ impl<'v> Session<'v> {
         )?;
         let now = self.vault.now();
         let tx = db::write_tx(self.conn())?;
-        insert_slot(&tx, &self.profile, &slot, now)?;
-        audit::append(
+        let version = versions::next(&tx)?;
+        insert_slot(
             &tx,
-            &Event::new("recovery.create", now)
+            self.vid(),
+            &self.profile,
+            &slot,
+            &self.keys,
+            version,
+            now,
+        )?;
+        versions::append(
+            &tx,
+            Event::new("recovery.create", now)
                 .with("profile", self.profile.as_str())
                 .with("escrow_id", escrow_id)
                 .with("fingerprint", fp.as_str()),
+            &[RowKey::slot(&self.profile, &slot.slot_id, slot.key_epoch)],
+            version,
         )?;
         self.commit_op(tx, 1)?;
         Ok((key, fp))
@@ -1385,16 +1427,27 @@ impl<'v> Session<'v> {
         let slot_id = format!("recovery:{escrow_id}");
         let now = self.vault.now();
         let tx = db::write_tx(self.conn())?;
+        let epochs: Vec<i64> = tx
+            .prepare("SELECT key_epoch FROM key_slots WHERE profile_id = ?1 AND slot_id = ?2")?
+            .query_map(params![self.profile, slot_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let n = tx.execute(
             "DELETE FROM key_slots WHERE profile_id = ?1 AND slot_id = ?2",
             params![self.profile, slot_id],
         )?;
         if n > 0 {
-            audit::append(
+            let keys = epochs
+                .into_iter()
+                .map(|e| epoch_u32(e).map(|e| RowKey::slot(&self.profile, &slot_id, e)))
+                .collect::<Result<Vec<_>>>()?;
+            let version = versions::next(&tx)?;
+            versions::append(
                 &tx,
-                &Event::new("recovery.remove", now)
+                Event::new("recovery.remove", now)
                     .with("profile", self.profile.as_str())
                     .with("escrow_id", escrow_id),
+                &keys,
+                version,
             )?;
         }
         self.commit_op(tx, 1)?;
@@ -1410,6 +1463,9 @@ impl<'v> Session<'v> {
         Ok(())
     }
 }
+
+/// (value, key_epoch, version, mac) of a versioned row.
+type VersionedBlob = (Vec<u8>, i64, Option<i64>, Vec<u8>);
 
 /// The lockdown state seen by a session.
 #[derive(Debug, Clone)]
@@ -1480,6 +1536,7 @@ pub(crate) fn gate_config_mac(
     profile: &str,
     keys: &KeySet,
     bytes: &[u8],
+    version: Option<i64>,
 ) -> [u8; 32] {
     let mut w = Writer::new();
     w.raw(b"aim-vault/gate-config/v1\0")
@@ -1487,21 +1544,27 @@ pub(crate) fn gate_config_mac(
         .str(profile)
         .u32(keys.epoch)
         .bytes(bytes);
+    if let Some(v) = version {
+        versions::mac_suffix(&mut w, v);
+    }
     KeySet::mac(&keys.row, &[w.as_slice()])
 }
 
+/// Writes the gate configuration with `version` (from [`versions::next`]; the caller appends
+/// the audit event that carries it, or keeps the stored version when only re-keying).
 pub(crate) fn store_gate_config(
     conn: &Connection,
     vid: &[u8; 16],
     profile: &str,
     keys: &KeySet,
     cfg: &GateConfig,
+    version: Option<i64>,
 ) -> Result<()> {
     let bytes = cfg.encode();
-    let mac = gate_config_mac(vid, profile, keys, &bytes);
+    let mac = gate_config_mac(vid, profile, keys, &bytes, version);
     conn.execute(
-        "INSERT OR REPLACE INTO gate_config(profile_id, config, key_epoch, mac) VALUES (?1, ?2, ?3, ?4)",
-        params![profile, bytes, i64::from(keys.epoch), &mac[..]],
+        "INSERT OR REPLACE INTO gate_config(profile_id, config, key_epoch, version, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![profile, bytes, i64::from(keys.epoch), version, &mac[..]],
     )?;
     Ok(())
 }
@@ -1512,6 +1575,7 @@ pub(crate) fn access_mac(
     id: &MemoryId,
     last: i64,
     count: i64,
+    version: Option<i64>,
 ) -> [u8; 32] {
     let mut w = Writer::new();
     w.raw(b"aim-vault/access/v1\0")
@@ -1519,7 +1583,42 @@ pub(crate) fn access_mac(
         .raw(id.as_bytes())
         .i64(last)
         .i64(count);
+    if let Some(v) = version {
+        versions::mac_suffix(&mut w, v);
+    }
     KeySet::mac(&keys.row, &[w.as_slice()])
+}
+
+/// Reads memory `seq`'s access record, checks its MAC (under `epoch`'s keys) and that it is
+/// the latest version: a missing record is accepted only if no recall ever wrote one.
+pub(crate) fn check_access_state(
+    s: &Session<'_>,
+    seq: i64,
+    id: &MemoryId,
+    epoch: u32,
+) -> Result<Option<(i64, i64)>> {
+    let st: Option<(i64, i64, Option<i64>, Vec<u8>)> = s
+        .conn()
+        .prepare_cached(
+            "SELECT last_allowed_ms, allowed_count, version, mac FROM access_state WHERE seq = ?1",
+        )?
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let key = RowKey::access(id);
+    let Some((last, count, version, mac)) = st else {
+        versions::require(s.conn(), &key, None, "the access record")?;
+        return Ok(None);
+    };
+    let keys = s
+        .keys_for(epoch)
+        .ok_or_else(|| VaultError::Integrity("unknown key epoch".into()))?;
+    if !aim_crypto::kdf::ct_eq(&mac, &access_mac(s.vid(), keys, id, last, count, version)) {
+        return Err(VaultError::Integrity(
+            "the access record failed authentication".into(),
+        ));
+    }
+    versions::require(s.conn(), &key, version, "the access record")?;
+    Ok(Some((last, count)))
 }
 
 pub(crate) fn lockdown_exit_mac(
@@ -1575,6 +1674,27 @@ pub(crate) fn seal_row(
             content_mac: &cmac,
         },
     );
+    let (words, labels) = index_entries(keys, content, meta);
+    let commitment = vault_audit::commitment(&meta.commitment_salt, content);
+    Ok(NewRow {
+        header,
+        content: sealed_content,
+        meta: sealed_meta,
+        content_mac: cmac,
+        row_mac,
+        words,
+        labels,
+        commitment,
+    })
+}
+
+/// The search document (keyed word tokens) and label tokens of a memory, as stored in
+/// `memory_words`/`memory_fts` and `memory_labels` (recomputed by `verify --deep`).
+pub(crate) fn index_entries(
+    keys: &KeySet,
+    content: &[u8],
+    meta: &SealedMeta,
+) -> (String, Vec<(LabelKind, [u8; 16])>) {
     let mut texts: Vec<&str> = Vec::new();
     if let Ok(t) = std::str::from_utf8(content) {
         texts.push(t);
@@ -1601,17 +1721,7 @@ pub(crate) fn seal_row(
         .collect();
     labels.sort_by_key(|l| (l.0 as u8, l.1));
     labels.dedup();
-    let commitment = vault_audit::commitment(&meta.commitment_salt, content);
-    Ok(NewRow {
-        header,
-        content: sealed_content,
-        meta: sealed_meta,
-        content_mac: cmac,
-        row_mac,
-        words,
-        labels,
-        commitment,
-    })
+    (words, labels)
 }
 
 pub(crate) fn insert_row(

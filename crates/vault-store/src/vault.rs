@@ -111,21 +111,38 @@ impl VaultOptions {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Vault> {
         let path = path.as_ref();
         match db::create_file(path) {
-            Ok(()) | Err(VaultError::VaultExists(_)) => {}
-            Err(e) => return Err(e),
+            Ok(()) => self.open_at(path),
+            Err(VaultError::VaultExists(_)) => self.open_existing(path),
+            Err(e) => Err(e),
         }
-        self.open_existing(path)
     }
 
     /// Creates a new vault at `path`; fails if a file is already there.
     pub fn create(self, path: impl AsRef<Path>) -> Result<Vault> {
         db::create_file(path.as_ref())?;
-        self.open_existing(path)
+        self.open_at(path.as_ref())
     }
 
-    /// Opens an existing vault; fails if there is none.
+    /// Opens an existing vault; fails if there is none, or if the file is empty (an empty
+    /// file someone else created never silently becomes a vault).
     pub fn open_existing(self, path: impl AsRef<Path>) -> Result<Vault> {
         let path = path.as_ref();
+        let wal = {
+            let mut p = path.as_os_str().to_owned();
+            p.push("-wal");
+            PathBuf::from(p)
+        };
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        if path.exists() && len(path) == 0 && len(&wal) == 0 {
+            return Err(VaultError::Schema(format!(
+                "{} is an empty file, not a vault (remove it to create a vault there)",
+                path.display()
+            )));
+        }
+        self.open_at(path)
+    }
+
+    fn open_at(self, path: &Path) -> Result<Vault> {
         let conn = db::open(path, self.durability)?;
         let vault_id = read_vault_id(&conn)?;
         let mut witnesses: Vec<SharedWitness> = match self.witness_file {
@@ -336,6 +353,14 @@ impl Vault {
         Ok(out)
     }
 
+    /// Checks every key slot of `profile` for `keys`' epoch (MAC and version).
+    pub(crate) fn check_slots(&self, profile: &str, keys: &KeySet) -> Result<()> {
+        for slot in self.slots(profile, keys.epoch)? {
+            check_slot(&self.conn, &self.vault_id, profile, &slot, keys)?;
+        }
+        Ok(())
+    }
+
     /// Creates a profile with a fresh data key wrapped under `enrollment`, and returns an
     /// unlocked session for it.
     pub fn create_profile(&self, profile: &str, enrollment: Enrollment) -> Result<Session<'_>> {
@@ -374,20 +399,27 @@ impl Vault {
             }
             e => e.into(),
         })?;
-        insert_slot(&tx, profile, &slot, now)?;
+        let version = crate::versions::next(&tx)?;
+        insert_slot(&tx, &self.vault_id, profile, &slot, &keys, version, now)?;
         crate::session::store_gate_config(
             &tx,
             &self.vault_id,
             profile,
             &keys,
             &GateConfig::default(),
+            Some(version),
         )?;
-        audit::append(
+        crate::versions::append(
             &tx,
-            &Event::new("profile.create", now)
+            Event::new("profile.create", now)
                 .with("profile", profile)
                 .with("key_epoch", i64::from(epoch))
                 .with("slot", slot.slot_id.as_str()),
+            &[
+                crate::versions::RowKey::slot(profile, &slot.slot_id, epoch),
+                crate::versions::RowKey::gate_config(profile),
+            ],
+            version,
         )?;
         let lockdown: i64 = tx.query_row(
             "SELECT coalesce(max(epoch), 0) FROM lockdown_log",
@@ -517,6 +549,7 @@ impl Vault {
                         "the key check of profile `{profile}` does not match its key slot"
                     )));
                 }
+                check_slot(&self.conn, &self.vault_id, profile, slot, &keys)?;
                 return Ok((keys, slot.slot_id.clone()));
             }
         }
@@ -662,10 +695,37 @@ pub(crate) fn signer_aad(vault_id: &[u8; 16], profile: &str, epoch: u32) -> Vec<
     w.into_vec()
 }
 
-pub(crate) fn insert_slot(conn: &Connection, profile: &str, slot: &Slot, now: i64) -> Result<()> {
+/// The MAC of a key slot row (under the keys of the slot's own epoch), bound to its version.
+pub(crate) fn slot_mac(
+    vid: &[u8; 16],
+    keys: &KeySet,
+    profile: &str,
+    slot: &Slot,
+    version: i64,
+) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.raw(b"aim-vault/slot-row/v1\0")
+        .bytes(&slot.aad(vid, profile))
+        .bytes(&slot.wrapped_dk);
+    crate::versions::mac_suffix(&mut w, version);
+    KeySet::mac(&keys.row, &[w.as_slice()])
+}
+
+/// Writes a key slot with `version` (the leaf of the audit event the caller appends, tagged
+/// with the slot's row key), MAC'd under `keys` (the slot's epoch).
+pub(crate) fn insert_slot(
+    conn: &Connection,
+    vid: &[u8; 16],
+    profile: &str,
+    slot: &Slot,
+    keys: &KeySet,
+    version: i64,
+    now: i64,
+) -> Result<()> {
+    let mac = slot_mac(vid, keys, profile, slot, version);
     conn.execute(
-        "INSERT OR REPLACE INTO key_slots(profile_id, slot_id, kind, key_epoch, kdf_params, salt, source_blob, wrapped_dk, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO key_slots(profile_id, slot_id, kind, key_epoch, kdf_params, salt, source_blob, wrapped_dk, created_at_ms, version, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             profile,
             slot.slot_id,
@@ -675,8 +735,43 @@ pub(crate) fn insert_slot(conn: &Connection, profile: &str, slot: &Slot, now: i6
             slot.salt,
             slot.source_blob,
             slot.wrapped_dk,
-            now
+            now,
+            version,
+            &mac[..]
         ],
     )?;
     Ok(())
+}
+
+/// Checks that the key slot `slot` that opened the data key is authentic and the latest
+/// version (an old passphrase slot put back is refused).
+fn check_slot(
+    conn: &Connection,
+    vid: &[u8; 16],
+    profile: &str,
+    slot: &Slot,
+    keys: &KeySet,
+) -> Result<()> {
+    let (version, mac): (Option<i64>, Option<Vec<u8>>) = conn.query_row(
+        "SELECT version, mac FROM key_slots WHERE profile_id = ?1 AND slot_id = ?2 AND key_epoch = ?3",
+        params![profile, slot.slot_id, i64::from(slot.key_epoch)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let what = format!("key slot `{}`", slot.slot_id);
+    match (version, mac) {
+        (None, None) => {}
+        (Some(v), Some(mac))
+            if aim_crypto::kdf::ct_eq(&mac, &slot_mac(vid, keys, profile, slot, v)) => {}
+        _ => {
+            return Err(VaultError::Integrity(format!(
+                "{what} failed authentication"
+            )));
+        }
+    }
+    crate::versions::require(
+        conn,
+        &crate::versions::RowKey::slot(profile, &slot.slot_id, slot.key_epoch),
+        version,
+        &what,
+    )
 }

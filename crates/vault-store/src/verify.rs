@@ -15,6 +15,7 @@ use vault_audit::{
 
 use crate::model::MemoryId;
 use crate::session::{ROW_COLUMNS, RawRow, RecallRequest, Session};
+use crate::versions;
 use crate::{Result, VaultError};
 
 /// The `memory.store` field that says how its `content_commitment` was made. Leaves without
@@ -177,10 +178,14 @@ impl Session<'_> {
         let mut last_recall: HashMap<[u8; 16], i64> = HashMap::new();
         let mut checked = 0u64;
         let mut unsalted = Vec::new();
+        let mut latest: HashMap<[u8; versions::HASH_LEN], u64> = HashMap::new();
         let mut hook = |index: u64, ev: &Event| -> std::result::Result<(), String> {
             checked += 1;
             if is_unsalted_store(ev) {
                 unsalted.push(index);
+            }
+            for h in versions::hashes(ev)? {
+                latest.insert(h, index);
             }
             self.check_leaf(index, ev, &mut stored, &mut last_recall)
         };
@@ -193,6 +198,24 @@ impl Session<'_> {
             unsalted_commitments: unsalted,
             outside_heads: Vec::new(),
         };
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::sqlite_structure(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::schema(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = crate::deep::change_seqs(conn)?;
+        }
+        if report.first_problem.is_none() && deep {
+            report.first_problem = self.check_profile_row()?;
+        }
+        if report.first_problem.is_none() {
+            report.first_problem = versions::compare_index(conn, &latest)?;
+        }
+        if report.first_problem.is_none() {
+            report.first_problem = self.check_mutable_rows()?;
+        }
         if report.first_problem.is_none() {
             report.first_problem =
                 self.check_records(&stored, &last_recall, deep, &mut report.sealed_checked)?;
@@ -203,6 +226,60 @@ impl Session<'_> {
             report.first_problem = Some("no head in the log is signed by a trusted key".into());
         }
         Ok(report)
+    }
+
+    /// This profile's mutable rows (gate configuration, records, key slots of the current
+    /// epoch, access records): MACs and versions.
+    fn check_mutable_rows(&self) -> Result<Option<String>> {
+        let conn = self.conn();
+        if let Some(why) = self.lockdown_check()?.tampered {
+            return Ok(Some(format!("profile_state ({}): {why}", self.profile)));
+        }
+        if let Err(e) = self.gate_config_versioned() {
+            return Ok(Some(format!("gate_config ({}): {e}", self.profile)));
+        }
+        let names: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT namespace, key FROM records WHERE profile_id = ?1 ORDER BY namespace, key",
+            )?
+            .query_map([&self.profile], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (ns, key) in names {
+            if let Err(e) = self.get_record(&ns, &key) {
+                return Ok(Some(format!("records ({}/{ns}/{key}): {e}", self.profile)));
+            }
+        }
+        if let Err(e) = self.vault.check_slots(&self.profile, &self.keys) {
+            return Ok(Some(format!("key_slots ({}): {e}", self.profile)));
+        }
+        let mems: Vec<(i64, Vec<u8>, i64)> = conn
+            .prepare("SELECT seq, memory_id, key_epoch FROM memories WHERE profile_id = ?1 AND tombstoned_at_ms IS NULL ORDER BY seq")?
+            .query_map([&self.profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (seq, id, epoch) in mems {
+            let id = MemoryId::from_slice(&id)?;
+            let epoch = crate::vault::epoch_u32(epoch)?;
+            if let Err(e) = crate::session::check_access_state(self, seq, &id, epoch) {
+                return Ok(Some(format!("access_state (memory {id}): {e}")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The profile row's public head-signing key matches the sealed one.
+    fn check_profile_row(&self) -> Result<Option<String>> {
+        let public: Vec<u8> = self.conn().query_row(
+            "SELECT signer_public FROM profiles WHERE profile_id = ?1",
+            [&self.profile],
+            |r| r.get(0),
+        )?;
+        if public.as_slice() != self.signer.public_key().as_bytes().as_slice() {
+            return Ok(Some(format!(
+                "profiles ({}): signer_public does not match the sealed head-signing key",
+                self.profile
+            )));
+        }
+        Ok(None)
     }
 
     fn check_leaf(
@@ -280,29 +357,43 @@ impl Session<'_> {
             }
             "vault.lockdown.enter" => {
                 let epoch = int_field(ev, "lockdown_epoch")?;
-                let n: i64 = conn
-                    .prepare_cached("SELECT count(*) FROM lockdown_log WHERE epoch = ?1")
+                let row: Option<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT entered_at_ms, reason FROM lockdown_log WHERE epoch = ?1",
+                    )
                     .map_err(db)?
-                    .query_row([epoch], |r| r.get(0))
+                    .query_row([epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
                     .map_err(db)?;
-                if n == 0 {
-                    return Err(format!(
+                match row {
+                    None => Err(format!(
                         "lockdown {epoch} has no record (was it lifted without a key?)"
-                    ));
+                    )),
+                    Some((at, reason))
+                        if at != ev.time_ms || Ok(reason.as_str()) != str_field(ev, "reason") =>
+                    {
+                        Err(format!(
+                            "lockdown_log (epoch {epoch}): its time or reason differs from its audit event"
+                        ))
+                    }
+                    Some(_) => Ok(()),
                 }
-                Ok(())
             }
             "profile.create" => {
                 let p = str_field(ev, "profile")?;
-                let n: i64 = conn
-                    .prepare_cached("SELECT count(*) FROM profiles WHERE profile_id = ?1")
+                let created: Option<i64> = conn
+                    .prepare_cached("SELECT created_at_ms FROM profiles WHERE profile_id = ?1")
                     .map_err(db)?
                     .query_row([p], |r| r.get(0))
+                    .optional()
                     .map_err(db)?;
-                if n == 0 {
-                    return Err(format!("profile `{p}` has no record"));
+                match created {
+                    None => Err(format!("profile `{p}` has no record")),
+                    Some(t) if t != ev.time_ms => Err(format!(
+                        "profiles ({p}): created_at_ms {t} differs from its profile.create event"
+                    )),
+                    Some(_) => Ok(()),
                 }
-                Ok(())
             }
             _ => Ok(()),
         }
@@ -383,11 +474,25 @@ impl Session<'_> {
                     )));
                 }
             }
+            if deep
+                && row.raw.tombstoned_at_ms.is_some()
+                && let Some(p) = self.check_index_of(seq, &id, None, row.header.key_epoch)?
+            {
+                return Ok(Some(p));
+            }
             if deep && row.raw.tombstoned_at_ms.is_none() {
                 let (content, meta) = match self.open_row(&row) {
                     Ok(x) => x,
                     Err(why) => return Ok(Some(format!("memory {id}: {why}"))),
                 };
+                if let Some(p) = self.check_index_of(
+                    seq,
+                    &id,
+                    Some((content.expose(), &meta)),
+                    row.header.key_epoch,
+                )? {
+                    return Ok(Some(p));
+                }
                 let leaf: Option<i64> = conn.query_row(
                     "SELECT store_leaf FROM memories WHERE seq = ?1",
                     [seq],
@@ -409,6 +514,9 @@ impl Session<'_> {
                     )));
                 }
             }
+        }
+        if deep {
+            return crate::deep::fts(conn);
         }
         Ok(None)
     }

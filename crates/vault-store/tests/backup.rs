@@ -276,3 +276,56 @@ fn corrupted_or_truncated_backups_change_nothing() {
     assert!(leftovers.is_empty());
     Vault::restore(&target, &[&out], &bkey()).unwrap();
 }
+
+/// Issue 11, point 7: a memory of the largest size (16 MiB, far over one chunk) is split
+/// across chunks, restores byte for byte, and every chunk stays within the reader's limit.
+#[test]
+fn a_16_mib_memory_round_trips_through_a_backup() {
+    let f = Fixture::new();
+    let v = f.with_profile();
+    let mut s = v.unlock("agent", pw()).unwrap();
+    // Incompressible, distinct bytes (a pattern would hide a chunk mix-up).
+    let mut big = Vec::with_capacity(vault_store::record::MAX_CONTENT);
+    let mut x: u64 = 0x1234_5678;
+    while big.len() < vault_store::record::MAX_CONTENT {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    big.truncate(vault_store::record::MAX_CONTENT);
+    let id = s.store(MemoryInput::bytes(big.clone())).unwrap();
+    let small = s.store(MemoryInput::text("small one")).unwrap();
+    let out = f.dir.path().join("big.bak");
+    let r = s.backup(&out, &pass_opts(false)).unwrap();
+    assert_eq!(r.memories, 2);
+    drop(s);
+    // Every chunk envelope is at most a chunk plus the envelope overhead.
+    let bytes = std::fs::read(&out).unwrap();
+    let (_, mut at) = vault_store::backup::parse_preamble(&bytes).unwrap();
+    let mut chunks = 0;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        assert!(
+            len <= vault_store::backup::CHUNK + 64,
+            "chunk of {len} bytes"
+        );
+        at += 4 + len;
+        chunks += 1;
+    }
+    assert!(chunks >= 16, "{chunks} chunks");
+    let target = f.dir.path().join("restored").join("vault.db");
+    Vault::restore(&target, &[&out], &bkey()).unwrap();
+    let restored = Vault::open(&target).unwrap();
+    let mut s = restored.unlock("agent", pw()).unwrap();
+    let m = s.recall(id, RecallRequest::new("check")).unwrap();
+    assert!(m.content.expose() == big.as_slice(), "content differs");
+    assert_eq!(
+        s.recall(small, RecallRequest::new("check"))
+            .unwrap()
+            .text()
+            .unwrap(),
+        "small one"
+    );
+    assert!(s.verify(true, &[]).unwrap().is_ok());
+}
