@@ -296,7 +296,10 @@ async fn pending_for(s: &support::Server, memory: &str) -> String {
 async fn level_3_recall_waits_for_a_person_on_the_aim_server() {
     // The server runs its own runtime: start it off this one.
     let s = std::thread::spawn(support::start).join().unwrap();
-    s.run(&["agent", "register", "vault-bot"]);
+    // The agent registers with a registration key; the admin's key approves (the key that
+    // registered an agent can never approve its requests).
+    let registration = s.registration_key_file();
+    s.run_with_key(&registration, &["agent", "register", "vault-bot"]);
     s.run(&[
         "policies",
         "add",

@@ -54,7 +54,7 @@ fn gate_config_rollback_does_not_release_a_denied_recall() {
     };
     save(&f.path, "gate_config", "profile_id = 'agent'");
     {
-        let v = f.open();
+        let v = f.open_with(person_gates());
         let mut s = v.unlock("agent", pw()).unwrap();
         let mut cfg = GateConfig::default();
         cfg.levels[2].boundary = BoundaryRule::Required;
@@ -94,7 +94,7 @@ fn gate_config_and_index_rolled_back_together_are_reported_by_verify() {
     save(&f.path, "gate_config", "profile_id = 'agent'");
     save(&f.path, "row_versions", "1=1");
     {
-        let v = f.open();
+        let v = f.open_with(person_gates());
         let mut s = v.unlock("agent", pw()).unwrap();
         let mut cfg = GateConfig::default();
         cfg.levels[2].approval = true;

@@ -69,7 +69,7 @@ fn an_empty_existing_file_does_not_become_a_vault() {
 #[test]
 fn an_overlong_socket_path_is_refused_and_does_not_lock_the_profile_out() {
     let f = Fixture::new();
-    let v = f.with_profile();
+    let v = f.with_profile_gates(person_gates());
     let mut s = v.unlock("agent", pw()).unwrap();
     let id = s.store(MemoryInput::text("x").classification(1)).unwrap();
     let mut cfg = GateConfig {
