@@ -1,6 +1,6 @@
 //! Publishing signed heads outside the vault file, and checking the log against them.
 //!
-//! By default every vault has a [`FileWitness`] beside it (`<vault file>.witness`, see
+//! By default every vault has a `FileWitness` beside it (`<vault file>.witness`, see
 //! [`default_witness_path`]); more witnesses (the AIM server's) are added with
 //! [`crate::VaultOptions::witness`]. Before a session signs a head (and when it unlocks) the
 //! log must extend every witness's latest head: a truncated log, or a file replaced by an older
