@@ -300,7 +300,7 @@ impl ActionStatement {
         random::random_array::<NONCE_LEN>()
     }
 
-    /// The payload: compact JSON, members in the order of [`MEMBERS`]; `context` as canonical
+    /// The payload: compact JSON, members in the order of `MEMBERS`; `context` as canonical
     /// JSON (sorted keys).
     pub fn to_payload_json(&self) -> String {
         let mut out = String::from("{");
