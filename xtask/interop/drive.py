@@ -97,7 +97,7 @@ def main():
     def _():
         # SDK 0.5.3 in API-key mode also polls approvals and reports results with its API key, so
         # a registration-only key breaks it (known gap, issue 10/13); a member key works, and it
-        # still cannot approve the agent it registered (checked below).
+        # still cannot approve the agent it registered (aim-server tests/api/authz.rs).
         key = admin_ok("POST", "/api/v1/api-keys", {"name": "interop agents", "role": "member"})
         check(key["role"] == "member", f"key role {key['role']}")
         ctx["reg_key"] = key["api_key"]
